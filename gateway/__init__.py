@@ -1,0 +1,3 @@
+"""Stellar anchor and compliance gateway."""
+
+__version__ = "0.1.0"

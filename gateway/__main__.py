@@ -1,0 +1,268 @@
+"""The ``gateway`` command: serve, db, keys, config, horizon check, sandbox horizon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from stellar_sdk import Keypair
+
+from gateway.settings import (
+    CONFIG_ENV,
+    ConfigError,
+    Settings,
+    env_name,
+    load_settings,
+    missing_testnet_secrets,
+    with_generated_secrets,
+)
+
+
+def _fail(lines: Sequence[str], code: int = 2) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace, *, check_secrets: bool = True) -> Settings:
+    return load_settings(args.config, os.environ, check_secrets=check_secrets)
+
+
+async def _schema_problem(settings: Settings) -> str | None:
+    from gateway.db.migrate import schema_status
+    from gateway.deps import build_engine
+
+    engine = build_engine(settings)
+    try:
+        status = await schema_status(engine)
+    except Exception as exc:
+        return f"database.url: cannot open the database ({type(exc).__name__})"
+    finally:
+        await engine.dispose()
+    if not status.is_current:
+        return (
+            f"database.url: schema is at {status.current or 'nothing'}, this code needs "
+            f"{status.head}; run `gateway db upgrade`"
+        )
+    return None
+
+
+async def _check_wiring(settings: Settings) -> None:
+    """Build the whole app once (stellar.toml rendering included) and throw it away."""
+    from gateway.app import create_app
+    from gateway.deps import build_deps
+
+    deps = build_deps(settings)
+    try:
+        create_app(settings, deps)
+    finally:
+        await deps.aclose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.logs import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        settings = _load(args)
+        settings, generated = with_generated_secrets(settings)
+        asyncio.run(_check_wiring(settings))
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    problem = asyncio.run(_schema_problem(settings))
+    if problem:
+        return _fail([problem])
+    if generated:
+        banner = "!" * 78
+        print(banner, file=sys.stderr)
+        print(
+            f"WARNING: {', '.join(generated)} not set: generated throwaway testnet values.\n"
+            f"  SIGNING_KEY for this run: {settings.signing_keypair.public_key}\n"
+            "  Tokens and challenges will not survive a restart. Set them to keep them.",
+            file=sys.stderr,
+        )
+        print(banner, file=sys.stderr)
+        os.environ.update(generated)  # workers inherit the same values
+    if args.config:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    os.environ.setdefault("GATEWAY_LOG_LEVEL", args.log_level)
+    uvicorn.run(
+        "gateway.app:asgi_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=settings.server.access_log,
+        log_config=None,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from gateway.db.migrate import schema_status, upgrade
+    from gateway.deps import build_engine
+
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> str:
+        engine = build_engine(settings)
+        try:
+            await upgrade(engine)
+            status = await schema_status(engine)
+        finally:
+            await engine.dispose()
+        return status.head
+
+    try:
+        head = asyncio.run(run())
+    except Exception as exc:
+        return _fail([f"database.url: upgrade failed ({type(exc).__name__}: {exc})"])
+    print(f"database schema is at {head} (current)")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    problem = asyncio.run(_schema_problem(settings))
+    if problem:
+        return _fail([problem], code=1)
+    print("database schema is current")
+    return 0
+
+
+def cmd_keys_generate(_args: argparse.Namespace) -> int:
+    kp = Keypair.random()
+    print(f"SIGNING_KEY={kp.public_key}")
+    print(f"{env_name(('signing_secret',))}={kp.secret}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+        generated = missing_testnet_secrets(settings)
+        asyncio.run(_check_wiring(with_generated_secrets(settings)[0]))
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    print(
+        f"config OK: network={settings.network} home_domain={settings.home_domain} "
+        f"base_url={settings.base_url} assets={','.join(a.code for a in settings.assets) or '-'}"
+    )
+    if generated:
+        print(f"note: {', '.join(generated)} not set; a testnet server generates them at start")
+    return 0
+
+
+def cmd_horizon_check(args: argparse.Namespace) -> int:
+    import httpx
+
+    from gateway.errors import GatewayError
+    from gateway.outbound.horizon import HttpxHorizon
+
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def probe() -> str:
+        async with httpx.AsyncClient(base_url=settings.horizon.url, timeout=args.timeout) as c:
+            state = await HttpxHorizon(c).ledger_state()
+        if state.network_passphrase not in (None, settings.network_passphrase):
+            raise GatewayError("Horizon serves another network")
+        return f"Horizon at {settings.horizon.url} answers (ledger {state.latest_ledger})"
+
+    try:
+        print(asyncio.run(probe()))
+    except GatewayError as exc:
+        return _fail([f"horizon.url: {settings.horizon.url}: {exc.message}"], code=1)
+    return 0
+
+
+def cmd_sandbox_horizon(args: argparse.Namespace) -> int:
+    from gateway.sandbox.horizon import main as horizon_main
+
+    passphrase = args.passphrase
+    if passphrase is None:
+        try:
+            passphrase = _load(args, check_secrets=False).network_passphrase
+        except ConfigError as exc:
+            return _fail(exc.problems)
+    return (
+        horizon_main(["--host", args.host, "--port", str(args.port), "--passphrase", passphrase])
+        or 0
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", help=f"settings TOML (default: ${CONFIG_ENV} or config/testnet.toml)"
+        )
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the HTTP server"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    with_config(db.add_parser("upgrade", help="apply migrations")).set_defaults(func=cmd_db_upgrade)
+    with_config(db.add_parser("status", help="is the schema current?")).set_defaults(
+        func=cmd_db_status
+    )
+
+    keys = sub.add_parser("keys", help="keys").add_subparsers(dest="keys", required=True)
+    keys.add_parser("generate", help="print a fresh signing keypair").set_defaults(
+        func=cmd_keys_generate
+    )
+
+    config = sub.add_parser("config", help="settings").add_subparsers(dest="cfg", required=True)
+    with_config(config.add_parser("check", help="load and validate settings")).set_defaults(
+        func=cmd_config_check
+    )
+
+    horizon_cmd = sub.add_parser("horizon", help="the configured Horizon")
+    horizon_sub = horizon_cmd.add_subparsers(dest="horizon", required=True)
+    check = with_config(horizon_sub.add_parser("check", help="does Horizon answer?"))
+    check.add_argument("--timeout", type=float, default=3.0)
+    check.set_defaults(func=cmd_horizon_check)
+
+    sandbox = sub.add_parser("sandbox", help="local stand-ins for outside systems")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox", required=True)
+    fake = with_config(sandbox_sub.add_parser("horizon", help="run the fake Horizon"))
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8100)
+    fake.add_argument("--passphrase", default=None, help="default: the config's network")
+    fake.set_defaults(func=cmd_sandbox_horizon)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Async engine creation for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+
+def resolve_url(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite path absolute against ``base_dir`` and create its folder."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return url
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return url
+    path = Path(database)
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).drivername.startswith("sqlite")
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"echo": echo}
+    if is_sqlite(url):
+        # Each connection is a file handle; WAL lets readers run beside the one writer and
+        # busy_timeout makes concurrent writers (several workers) wait instead of failing.
+        kwargs["connect_args"] = {"timeout": 30}
+        if ":memory:" in url:
+            kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself (see _sqlite_begin) instead of pysqlite's lazy one.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+READ_ONLY = {"gateway_read_only": True}
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock at BEGIN, so two writers queue on busy_timeout instead
+    # of one failing with "database is locked" when it upgrades a read lock mid-transaction.
+    # Connections marked with READ_ONLY execution options read from a snapshot instead.
+    if conn.get_execution_options().get("gateway_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

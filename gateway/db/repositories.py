@@ -1,0 +1,38 @@
+"""Repositories: the only code that writes SQL. Each takes the unit of work's connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import sep10_used_challenges
+
+
+def insert_ignoring_duplicates(conn: AsyncConnection, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+class UsedChallenges:
+    """SEP-10 challenges already exchanged for a token."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def consume(self, tx_hash: str, expires_at: int) -> bool:
+        """Record the challenge as used; False when it had been used already."""
+        stmt = insert_ignoring_duplicates(self._conn, sep10_used_challenges).values(
+            tx_hash=tx_hash, expires_at=expires_at
+        )
+        result = await self._conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def forget_expired(self, now: int) -> int:
+        result = await self._conn.execute(
+            delete(sep10_used_challenges).where(sep10_used_challenges.c.expires_at < now)
+        )
+        return result.rowcount

@@ -1,0 +1,79 @@
+"""Deps: the adapters a running gateway talks to. build_deps makes the real ones; tests pass
+fakes to create_app instead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import __version__
+from gateway.db.engine import create_engine, resolve_url
+from gateway.db.uow import UnitOfWorkFactory
+from gateway.outbound.guarded_network import GuardedTransport
+from gateway.outbound.horizon import Horizon, HttpxHorizon
+from gateway.outbound.stellar_toml import HttpxStellarTomls, StellarTomls
+from gateway.settings import Settings
+
+USER_AGENT = f"stellar-gateway/{__version__}"
+
+
+@dataclass
+class Deps:
+    engine: AsyncEngine
+    horizon: Horizon
+    tomls: StellarTomls
+    clock: Callable[[], float] = time.time
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def uow(self) -> UnitOfWorkFactory:
+        return UnitOfWorkFactory(self.engine)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
+
+
+def database_url(settings: Settings) -> str:
+    return resolve_url(settings.database.url, settings.config_dir)
+
+
+def build_engine(settings: Settings) -> AsyncEngine:
+    return create_engine(
+        database_url(settings), pool_size=settings.database.pool_size, echo=settings.database.echo
+    )
+
+
+def build_deps(settings: Settings) -> Deps:
+    engine = build_engine(settings)
+    headers = {"User-Agent": USER_AGENT}
+    horizon_client = httpx.AsyncClient(
+        base_url=settings.horizon.url,
+        timeout=settings.horizon.timeout_seconds,
+        headers=headers,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+    )
+    outbound_client = httpx.AsyncClient(
+        transport=GuardedTransport(allowed_hosts=settings.outbound.insecure_hosts),
+        timeout=settings.outbound.timeout_seconds,
+        headers=headers,
+        follow_redirects=False,
+    )
+    tomls = HttpxStellarTomls(
+        outbound_client,
+        insecure_hosts=settings.outbound.insecure_hosts,
+        max_bytes=settings.outbound.toml_max_bytes,
+        cache_seconds=settings.outbound.toml_cache_seconds,
+        negative_cache_seconds=settings.outbound.toml_negative_cache_seconds,
+    )
+    return Deps(
+        engine=engine,
+        horizon=HttpxHorizon(horizon_client),
+        tomls=tomls,
+        closers=[engine.dispose, horizon_client.aclose, outbound_client.aclose],
+    )

@@ -1,0 +1,54 @@
+"""Reading request bodies the SEPs allow (JSON, urlencoded and multipart forms) into one dict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from gateway.errors import BadRequest, UnsupportedContentType
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_fields(request: Request, *, allow_files: bool = False) -> dict[str, Any]:
+    """The body's fields. JSON must be an object; forms give strings (and UploadFiles when
+    ``allow_files``). Anything else is a 400 naming what is accepted."""
+    kind = media_type(request)
+    if kind == JSON or kind.endswith("+json"):
+        raw = await request.body()
+        try:
+            data = json.loads(raw) if raw else {}
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("Request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest("Request body must be a JSON object")
+        return data
+    if kind in (FORM, MULTIPART):
+        try:
+            form = await request.form()
+        except Exception:
+            # python-multipart reports malformed bodies with assorted exception types.
+            raise BadRequest("Request body is not a valid form") from None
+        fields: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile) and not allow_files:
+                raise BadRequest(f"{key}: file uploads are not accepted here")
+            if key in fields:
+                raise BadRequest(f"{key}: sent more than once")
+            fields[key] = value
+        return fields
+    if kind == "" and not await request.body():
+        return {}
+    raise UnsupportedContentType(
+        "Content-Type must be application/json, application/x-www-form-urlencoded"
+        + (" or multipart/form-data" if allow_files else "")
+    )

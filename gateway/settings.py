@@ -1,0 +1,586 @@
+"""Settings: one frozen tree loaded from ``config/<network>.toml`` plus environment overrides.
+
+Override scheme: every setting has the environment name ``GATEWAY_`` + its dotted path in upper
+case with dots as underscores (``horizon.url`` -> ``GATEWAY_HORIZON_URL``). Scalars are given as
+text; lists and tables as JSON. ``GATEWAY_CONFIG`` names the TOML file. Secrets
+(``signing_secret``, ``jwt_secret``, ``kyc.key``) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from stellar_sdk import Keypair, StrKey
+
+PUBLIC_PASSPHRASE = "Public Global Stellar Network ; September 2015"  # noqa: S105
+TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"  # noqa: S105
+FUTURENET_PASSPHRASE = "Test SDF Future Network ; October 2022"  # noqa: S105
+ENV_PREFIX = "GATEWAY_"
+CONFIG_ENV = "GATEWAY_CONFIG"
+DEFAULT_CONFIG = "config/testnet.toml"
+
+
+class ConfigError(Exception):
+    """Settings that cannot run; ``problems`` holds one line per bad setting."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Secret:
+    """A secret string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class AssetSettings:
+    code: str
+    issuer: str
+    decimals: int = 7
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+
+    @property
+    def sep38_id(self) -> str:
+        return f"stellar:{self.code}:{self.issuer}"
+
+
+@dataclass(frozen=True)
+class HorizonSettings:
+    url: str = "https://horizon-testnet.stellar.org"
+    timeout_seconds: float = 10.0
+    publish: bool = True
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///../data/gateway.db"
+    pool_size: int = 10
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    """Calls to other organizations' hosts (stellar.toml, federation)."""
+
+    timeout_seconds: float = 5.0
+    toml_max_bytes: int = 100_000
+    toml_cache_seconds: int = 300
+    toml_negative_cache_seconds: int = 30
+    # Hosts that may be reached over http:// and on private or loopback addresses.
+    # Only honoured on testnet; mainnet refuses a non-empty list.
+    insecure_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_body_bytes: int = 1_048_576
+    cors_origins: tuple[str, ...] = ("*",)
+    access_log: bool = False
+
+
+@dataclass(frozen=True)
+class Sep10Settings:
+    challenge_timeout_seconds: int = 900
+    jwt_lifetime_seconds: int = 3600
+    # "off": ignore client_domain; "optional": verify when sent; "required": refuse without.
+    client_domain: Literal["off", "optional", "required"] = "optional"
+    # Extra home domains this server authenticates for (the first is always home_domain).
+    other_home_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SepToggles:
+    sep2: bool = True
+    sep3: bool = False
+    sep12: bool = True
+    sep31: bool = True
+
+
+@dataclass(frozen=True)
+class KycSettings:
+    # "auto": accept well-formed data with no third-party check (testnet guidance);
+    # "provider": ask the operator's KYC provider; "off": no validation (testnet only).
+    validation: Literal["auto", "provider", "off"] = "auto"
+    key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    network: Literal["testnet", "mainnet"]
+    network_passphrase: str
+    home_domain: str
+    base_url: str
+    stellar_toml: str = "../well-known/stellar.toml"
+    accounts: tuple[str, ...] = ()
+    signing_secret: Secret | None = None
+    jwt_secret: Secret | None = None
+    horizon: HorizonSettings = field(default_factory=HorizonSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    sep10: Sep10Settings = field(default_factory=Sep10Settings)
+    seps: SepToggles = field(default_factory=SepToggles)
+    kyc: KycSettings = field(default_factory=KycSettings)
+    assets: tuple[AssetSettings, ...] = ()
+    # Directory of the TOML file; relative paths in settings are resolved against it.
+    config_dir: Path = field(default=Path("."), compare=False)
+
+    @property
+    def is_mainnet(self) -> bool:
+        return self.network == "mainnet"
+
+    @property
+    def signing_keypair(self) -> Keypair:
+        if self.signing_secret is None:
+            raise ConfigError(["signing_secret: not set (GATEWAY_SIGNING_SECRET)"])
+        return _keypair_from_secret(self.signing_secret.reveal())
+
+    @property
+    def web_auth_endpoint(self) -> str:
+        return self.base_url + "/auth"
+
+    @property
+    def web_auth_domain(self) -> str:
+        """Host (with a non-default port) of WEB_AUTH_ENDPOINT, as SEP-10 requires."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def home_domains(self) -> tuple[str, ...]:
+        return (self.home_domain, *self.sep10.other_home_domains)
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else (self.config_dir / p).resolve()
+
+    def asset(self, code: str) -> AssetSettings | None:
+        return next((a for a in self.assets if a.code == code), None)
+
+
+_SECRET_PATHS = frozenset({("signing_secret",), ("jwt_secret",), ("kyc", "key")})
+_keypair_cache: dict[str, Keypair] = {}
+
+
+def _keypair_from_secret(secret: str) -> Keypair:
+    kp = _keypair_cache.get(secret)
+    if kp is None:
+        kp = _keypair_cache[secret] = Keypair.from_secret(secret)
+    return kp
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "_".join(path).upper()
+
+
+def setting_paths(cls: type = Settings, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every leaf setting path (tables of assets count as one leaf)."""
+    out: list[tuple[str, ...]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "config_dir":
+            continue
+        hint = hints[f.name]
+        path = (*prefix, f.name)
+        if dataclasses.is_dataclass(hint):
+            out.extend(setting_paths(typing.cast(type, hint), path))
+        else:
+            out.append(path)
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    check_secrets: bool = True,
+) -> Settings:
+    """Load the TOML named by ``path`` (or ``GATEWAY_CONFIG``), apply environment overrides,
+    and validate. Raises ConfigError listing every problem, one line per setting.
+    ``check_secrets=False`` serves commands that sign nothing (``db upgrade``)."""
+    environ = {} if environ is None else environ
+    cfg_path = Path(path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        raw: dict[str, Any] = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{CONFIG_ENV}: config file {cfg_path} does not exist"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{CONFIG_ENV}: cannot read {cfg_path}: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{CONFIG_ENV}: {cfg_path} is not valid TOML: {exc}"]) from None
+
+    problems: list[str] = []
+    for secret_path in _SECRET_PATHS:
+        if _get(raw, secret_path) is not None:
+            problems.append(
+                f"{'.'.join(secret_path)}: secrets come only from the environment "
+                f"({env_name(secret_path)}); remove it from {cfg_path}"
+            )
+            _pop(raw, secret_path)
+    for leaf in setting_paths():
+        name = env_name(leaf)
+        if name in environ:
+            _put(raw, leaf, _EnvText(environ[name]))
+
+    settings = _build(Settings, raw, (), problems, extra={"config_dir": cfg_path.parent.resolve()})
+    if problems:
+        raise ConfigError(problems)
+    assert isinstance(settings, Settings)
+    problems.extend(validate(settings, check_secrets=check_secrets))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+class _EnvText(str):
+    """A value that came from the environment as text and must be coerced."""
+
+
+def _get(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = raw
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _pop(raw: dict[str, Any], path: tuple[str, ...]) -> None:
+    node: Any = raw
+    for key in path[:-1]:
+        node = node.get(key, {})
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def _put(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for key in path[:-1]:
+        nxt = node.get(key)
+        if not isinstance(nxt, dict):
+            nxt = node[key] = {}
+        node = nxt
+    node[path[-1]] = value
+
+
+def _build(
+    cls: type,
+    raw: Any,
+    path: tuple[str, ...],
+    problems: list[str],
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    where = ".".join(path) or "config"
+    if isinstance(raw, _EnvText):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            problems.append(f"{where}: {env_name(path)} must be a JSON object")
+            return None
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)} - {"config_dir"}
+    for key in raw:
+        if key not in known:
+            problems.append(f"{'.'.join((*path, key))}: unknown setting")
+    kwargs: dict[str, Any] = dict(extra or {})
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if f.name not in kwargs:
+                    problems.append(f"{'.'.join((*path, f.name))}: required setting is missing")
+            continue
+        value = _coerce(hints[f.name], raw[f.name], (*path, f.name), problems)
+        if value is not _INVALID:
+            kwargs[f.name] = value
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        return None
+    return cls(**kwargs)
+
+
+_INVALID = object()
+
+
+def _coerce(hint: Any, value: Any, path: tuple[str, ...], problems: list[str]) -> Any:
+    where = ".".join(path)
+    from_env = isinstance(value, _EnvText)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+
+    def bad(expected: str) -> object:
+        shown = "" if path in _SECRET_PATHS else f" (got {str(value)[:60]!r})"
+        source = f" from {env_name(path)}" if from_env else ""
+        problems.append(f"{where}: must be {expected}{source}{shown}")
+        return _INVALID
+
+    if origin in (types.UnionType, typing.Union):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (from_env and value == ""):
+            return None
+        return _coerce(non_none[0], value, path, problems)
+    if hint is Secret:
+        if not isinstance(value, str) or not value:
+            return bad("a non-empty string")
+        return Secret(str(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type, hint), value, path, problems)
+    if origin is Literal:
+        if value not in args:
+            return bad("one of " + ", ".join(repr(a) for a in args))
+        return str(value)
+    if hint is bool:
+        if from_env:
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            return bad("true or false")
+        return value if isinstance(value, bool) else bad("true or false")
+    if hint is int:
+        if from_env:
+            try:
+                return int(value)
+            except ValueError:
+                return bad("an integer")
+        if isinstance(value, bool) or not isinstance(value, int):
+            return bad("an integer")
+        return value
+    if hint is float:
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                return bad("a number")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return bad("a number")
+        return float(value)
+    if hint is Decimal:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return bad("a decimal number (preferably quoted)")
+        try:
+            dec = Decimal(str(value))
+        except InvalidOperation:
+            return bad("a decimal number")
+        return dec if dec.is_finite() else bad("a finite decimal number")
+    if hint is str:
+        return str(value) if isinstance(value, str) else bad("a string")
+    if origin is tuple:
+        item_hint = args[0]
+        if from_env:
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    return bad("a JSON array")
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, list):
+            return bad("a list")
+        items = []
+        for i, item in enumerate(value):
+            coerced = _coerce(item_hint, item, (*path[:-1], f"{path[-1]}[{i}]"), problems)
+            if coerced is _INVALID or coerced is None:
+                return _INVALID
+            items.append(coerced)
+        return tuple(items)
+    raise TypeError(f"unsupported setting type {hint!r} at {where}")  # pragma: no cover
+
+
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}(:\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$"
+)
+_ASSET_CODE_RE = re.compile(r"^[A-Za-z0-9]{1,12}$")
+_TESTNET_MARKERS = ("testnet", "futurenet", "localhost", "127.0.0.1")
+
+
+def _is_url(url: str, *, allow_path: bool) -> str | None:
+    """Return a reason when ``url`` is not an absolute http(s) URL without a trailing slash."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an absolute http(s) URL"
+    if url.endswith("/"):
+        return "must not end with '/'"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    if parts.path and not allow_path:
+        return "must be scheme://host[:port] without a path"
+    return None
+
+
+def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
+    """Boot-time checks; each problem is one line naming the setting."""
+    p: list[str] = []
+    main = s.is_mainnet
+    if main and s.network_passphrase != PUBLIC_PASSPHRASE:
+        p.append("network_passphrase: mainnet needs the public network passphrase")
+    if not main and s.network_passphrase not in (TESTNET_PASSPHRASE, FUTURENET_PASSPHRASE):
+        p.append("network_passphrase: testnet needs the testnet (or futurenet) passphrase")
+
+    if not _HOST_RE.match(s.home_domain):
+        p.append("home_domain: must be a host name with an optional port, e.g. anchor.example.com")
+    for extra in s.sep10.other_home_domains:
+        if not _HOST_RE.match(extra):
+            p.append(f"sep10.other_home_domains: {extra!r} is not a host name")
+    for d in s.home_domains:
+        if len(f"{d} auth".encode()) > 64:
+            p.append(f"home_domain: {d!r} is longer than SEP-10's 59 characters")
+
+    reason = _is_url(s.base_url, allow_path=True)
+    if reason:
+        p.append(f"base_url: {reason}")
+    elif main and not s.base_url.startswith("https://"):
+        p.append("base_url: mainnet needs an https:// base URL")
+    elif len(f"{s.web_auth_domain}".encode()) > 64:
+        p.append("base_url: host is longer than the 64 bytes a SEP-10 web_auth_domain holds")
+
+    reason = _is_url(s.horizon.url, allow_path=True)
+    if reason:
+        p.append(f"horizon.url: {reason}")
+    elif main and (
+        not s.horizon.url.startswith("https://")
+        or any(m in urlsplit(s.horizon.url).netloc.lower() for m in _TESTNET_MARKERS)
+    ):
+        p.append("horizon.url: mainnet needs an https:// public-network Horizon, not a test one")
+    if s.horizon.timeout_seconds <= 0:
+        p.append("horizon.timeout_seconds: must be positive")
+
+    db = s.database.url
+    if not (db.startswith("sqlite+aiosqlite://") or db.startswith("postgresql+asyncpg://")):
+        p.append("database.url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    elif main and db.startswith("sqlite"):
+        p.append("database.url: mainnet needs PostgreSQL (postgresql+asyncpg://), not SQLite")
+    if s.database.pool_size < 1:
+        p.append("database.pool_size: must be at least 1")
+
+    if main and s.outbound.insecure_hosts:
+        p.append("outbound.insecure_hosts: must be empty on mainnet")
+    if s.outbound.timeout_seconds <= 0:
+        p.append("outbound.timeout_seconds: must be positive")
+    if not 0 < s.outbound.toml_max_bytes <= 1_000_000:
+        p.append("outbound.toml_max_bytes: must be between 1 and 1000000")
+    if s.server.max_body_bytes < 1024:
+        p.append("server.max_body_bytes: must be at least 1024")
+
+    if not 60 <= s.sep10.challenge_timeout_seconds <= 3600:
+        p.append("sep10.challenge_timeout_seconds: must be between 60 and 3600")
+    if not 60 <= s.sep10.jwt_lifetime_seconds <= 86400:
+        p.append("sep10.jwt_lifetime_seconds: must be between 60 and 86400")
+
+    if main and s.kyc.validation == "off":
+        p.append("kyc.validation: mainnet refuses to run with KYC validation off")
+
+    if check_secrets:
+        p.extend(_validate_secrets(s))
+
+    for account in s.accounts:
+        if not StrKey.is_valid_ed25519_public_key(account):
+            p.append(f"accounts: {account[:60]!r} is not a G... account id")
+    seen: set[str] = set()
+    for i, a in enumerate(s.assets):
+        where = f"assets[{i}]"
+        if not _ASSET_CODE_RE.match(a.code):
+            p.append(f"{where}.code: must be 1-12 letters or digits")
+        if a.code in seen:
+            p.append(f"{where}.code: {a.code} is listed twice")
+        seen.add(a.code)
+        if not StrKey.is_valid_ed25519_public_key(a.issuer):
+            p.append(f"{where}.issuer: must be a G... account id")
+        if not 0 <= a.decimals <= 7:
+            p.append(f"{where}.decimals: must be between 0 and 7")
+        for name in ("min_amount", "max_amount"):
+            value = getattr(a, name)
+            if value is not None and value <= 0:
+                p.append(f"{where}.{name}: must be positive")
+        if a.min_amount is not None and a.max_amount is not None and a.min_amount > a.max_amount:
+            p.append(f"{where}.min_amount: is greater than max_amount")
+    return p
+
+
+def _validate_secrets(s: Settings) -> list[str]:
+    p: list[str] = []
+    if s.signing_secret is None:
+        if s.is_mainnet:
+            p.append("signing_secret: mainnet needs GATEWAY_SIGNING_SECRET (an S... secret seed)")
+    elif not StrKey.is_valid_ed25519_secret_seed(s.signing_secret.reveal()):
+        p.append("signing_secret: GATEWAY_SIGNING_SECRET is not a valid S... secret seed")
+    if s.jwt_secret is None:
+        if s.is_mainnet:
+            p.append("jwt_secret: mainnet needs GATEWAY_JWT_SECRET (at least 32 bytes)")
+    elif len(s.jwt_secret.reveal().encode()) < 32:
+        p.append("jwt_secret: GATEWAY_JWT_SECRET must be at least 32 bytes")
+    if s.kyc.key is None and s.is_mainnet:
+        p.append("kyc.key: mainnet needs GATEWAY_KYC_KEY")
+    return p
+
+
+def missing_testnet_secrets(s: Settings) -> list[str]:
+    """Names of the secrets a testnet server will generate at start."""
+    names = []
+    if s.signing_secret is None:
+        names.append(env_name(("signing_secret",)))
+    if s.jwt_secret is None:
+        names.append(env_name(("jwt_secret",)))
+    return names
+
+
+def with_generated_secrets(s: Settings) -> tuple[Settings, dict[str, str]]:
+    """On testnet, fill missing secrets with fresh random ones.
+
+    Returns the new settings and the generated values by environment name, so a parent
+    process can hand the same values to its workers.
+    """
+    import secrets as _secrets
+
+    if s.is_mainnet:
+        return s, {}
+    generated: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    if s.signing_secret is None:
+        value = Keypair.random().secret
+        generated[env_name(("signing_secret",))] = value
+        changes["signing_secret"] = Secret(value)
+    if s.jwt_secret is None:
+        value = _secrets.token_urlsafe(48)
+        generated[env_name(("jwt_secret",))] = value
+        changes["jwt_secret"] = Secret(value)
+    return (dataclasses.replace(s, **changes) if changes else s), generated

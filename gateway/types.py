@@ -1,0 +1,85 @@
+"""Value objects shared by every SEP package: account ids, memo ids, session identities."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from stellar_sdk import MuxedAccount, StrKey
+
+from gateway.errors import InvalidField
+
+UINT64_MAX = 2**64 - 1
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+
+
+def parse_account_id(value: object, field: str = "account") -> str:
+    """A ``G...`` account id, or InvalidField naming ``field``."""
+    if not isinstance(value, str) or not value:
+        raise InvalidField(field, "is required")
+    if not StrKey.is_valid_ed25519_public_key(value):
+        raise InvalidField(field, "must be a valid G... Stellar account id")
+    return value
+
+
+def parse_account_or_muxed(value: object, field: str = "account") -> str:
+    """A ``G...`` or ``M...`` account, or InvalidField naming ``field``."""
+    if not isinstance(value, str) or not value:
+        raise InvalidField(field, "is required")
+    if value.startswith("M"):
+        if not StrKey.is_valid_med25519_public_key(value):
+            raise InvalidField(field, "must be a valid G... or M... Stellar account")
+        return value
+    if not StrKey.is_valid_ed25519_public_key(value):
+        raise InvalidField(field, "must be a valid G... or M... Stellar account")
+    return value
+
+
+def parse_memo_id(value: object, field: str = "memo") -> int:
+    """A positive uint64 ID memo given as decimal text."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _DIGITS.match(text):
+        raise InvalidField(field, "must be a positive integer (an ID memo)")
+    number = int(text)
+    if number == 0 or number > UINT64_MAX:
+        raise InvalidField(field, "must be between 1 and 18446744073709551615")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """Who a SEP-10 session speaks for: a G account, optionally narrowed by an ID memo or
+    given as a muxed M account (whose id then plays the memo's role)."""
+
+    account: str
+    memo: str | None = None
+    muxed: str | None = None
+
+    @classmethod
+    def from_challenge(cls, client_account: str, memo: int | None) -> ClientIdentity:
+        if client_account.startswith("M"):
+            m = MuxedAccount.from_account(client_account)
+            return cls(account=m.account_id, memo=str(m.account_muxed_id), muxed=client_account)
+        return cls(account=client_account, memo=None if memo is None else str(memo))
+
+    @classmethod
+    def from_sub(cls, sub: str) -> ClientIdentity:
+        """Parse a JWT ``sub``: ``G...``, ``G...:<memo>`` or ``M...``; ValueError otherwise."""
+        if sub.startswith("M"):
+            if not StrKey.is_valid_med25519_public_key(sub):
+                raise ValueError("bad muxed account")
+            return cls.from_challenge(sub, None)
+        account, sep, memo = sub.partition(":")
+        if not StrKey.is_valid_ed25519_public_key(account):
+            raise ValueError("bad account")
+        if sep:
+            if not _DIGITS.match(memo) or not 0 < int(memo) <= UINT64_MAX:
+                raise ValueError("bad memo")
+            return cls(account=account, memo=str(int(memo)))
+        return cls(account=account)
+
+    @property
+    def sub(self) -> str:
+        if self.muxed:
+            return self.muxed
+        return f"{self.account}:{self.memo}" if self.memo else self.account
