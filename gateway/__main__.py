@@ -12,6 +12,7 @@ from stellar_sdk import Keypair
 
 from gateway.settings import (
     CONFIG_ENV,
+    PUBLIC_PASSPHRASE,
     ConfigError,
     Settings,
     env_name,
@@ -203,10 +204,10 @@ def cmd_sandbox_horizon(args: argparse.Namespace) -> int:
             passphrase = _load(args, check_secrets=False).network_passphrase
         except ConfigError as exc:
             return _fail(exc.problems)
-    return (
-        horizon_main(["--host", args.host, "--port", str(args.port), "--passphrase", passphrase])
-        or 0
-    )
+    if passphrase == PUBLIC_PASSPHRASE:
+        return _fail(["the sandbox Horizon simulates test networks only, not the public network"])
+    horizon_main(["--host", args.host, "--port", str(args.port), "--passphrase", passphrase])
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,10 +32,12 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Internal server error"
 
-    def __init__(self, message: str | None = None, **extra: Any):
+    def __init__(self, message: str | None = None, *, detail: str | None = None, **extra: Any):
+        """``message`` and ``extra`` reach the client; ``detail`` only the logs."""
         self.message = message or self.default_message
+        self.detail = detail
         self.extra = extra
-        super().__init__(self.message)
+        super().__init__(self.message if detail is None else f"{self.message} ({detail})")
 
     def body(self) -> dict[str, Any]:
         return {"error": self.message, **self.extra}
@@ -137,10 +139,11 @@ async def gateway_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status >= 500:
         log.warning(
-            "request failed: %s %s -> %d %s",
+            "request failed: %s %s -> %d %s %s",
             request.method,
             request.url.path,
             exc.status,
             type(exc).__name__,
+            exc.detail or "",
         )
     return error_response(exc)

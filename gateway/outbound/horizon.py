@@ -53,7 +53,9 @@ class HorizonAccount:
 
 @dataclass(frozen=True, slots=True)
 class Payment:
-    """A payment-like operation (payment, path payment, create_account, merge) to an account."""
+    """A payment-like operation (payment, path payment, create_account) to or from an account.
+    Horizon also lists merges and contract calls; their amounts are not on the record, so
+    they are skipped (the cursor still moves past them)."""
 
     id: str
     paging_token: str
@@ -171,13 +173,13 @@ class HttpxHorizon:
         try:
             response = await self._client.request(method, path, params=params, data=data)
         except httpx.TimeoutException as exc:
-            raise HorizonUnavailable("Horizon timed out") from exc
+            raise HorizonUnavailable(detail=f"{method} {path}: timed out") from exc
         except httpx.HTTPError as exc:
-            raise HorizonUnavailable() from exc
+            raise HorizonUnavailable(detail=f"{method} {path}: {type(exc).__name__}") from exc
         if response.status_code == 404 and allow_404:
             return None
         if response.status_code == 429 or response.status_code >= 500:
-            raise HorizonUnavailable(f"Horizon answered {response.status_code}")
+            raise HorizonUnavailable(detail=f"{method} {path}: HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError as exc:
@@ -187,7 +189,7 @@ class HttpxHorizon:
         if response.status_code == 400 and method == "POST":
             return body  # a rejected submission; the caller reads its result codes
         if response.status_code != 200:
-            raise HorizonBadResponse(f"Horizon answered {response.status_code}")
+            raise HorizonBadResponse(detail=f"{method} {path}: HTTP {response.status_code}")
         return body
 
     async def account(self, account_id: str) -> HorizonAccount | None:
@@ -230,6 +232,8 @@ class HttpxHorizon:
             return SubmitResult(
                 hash=body["hash"], successful=bool(body["successful"]), ledger=body.get("ledger")
             )
+        if str(body.get("type", "")).endswith("/transaction_malformed"):
+            return SubmitResult(hash=None, successful=False, tx_code="tx_malformed")
         extras = body.get("extras") or {}
         codes = extras.get("result_codes") or {}
         tx_code = codes.get("transaction")
@@ -277,10 +281,11 @@ class HttpxHorizon:
         assert body is not None
         try:
             raw_records = body["_embedded"]["records"]
-            records = tuple(_payment(r) for r in raw_records)
-        except (KeyError, TypeError, ValueError) as exc:
+            records = tuple(_payment(r) for r in raw_records if r["type"] in PAYMENT_TYPES)
+            # The cursor moves past records we do not read (merges, contract calls) too.
+            next_cursor = str(raw_records[-1]["paging_token"]) if raw_records else cursor
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise HorizonBadResponse("Horizon sent unreadable payments") from exc
-        next_cursor = records[-1].paging_token if records else cursor
         return PaymentsPage(records=records, next_cursor=next_cursor)
 
     async def ledger_state(self) -> LedgerState:
@@ -297,14 +302,16 @@ class HttpxHorizon:
             raise HorizonBadResponse("Horizon sent an unreadable root document") from exc
 
 
+PAYMENT_TYPES = frozenset(
+    {"payment", "path_payment_strict_receive", "path_payment_strict_send", "create_account"}
+)
+
+
 def _payment(r: Mapping[str, Any]) -> Payment:
     kind = r["type"]
     if kind == "create_account":
         to, amount, code, issuer = r["account"], r["starting_balance"], None, None
         source = r["funder"]
-    elif kind == "account_merge":
-        to, amount, code, issuer = r["into"], r.get("amount", "0"), None, None
-        source = r["account"]
     else:
         to, amount, source = r["to"], r["amount"], r["from"]
         native = r["asset_type"] == "native"

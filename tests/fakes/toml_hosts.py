@@ -31,4 +31,11 @@ class TomlHosts:
         return kp
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self.router.async_handler))
+        async def handler(request: httpx.Request) -> httpx.Response:
+            try:
+                return await self.router.async_handler(request)
+            except respx.models.AllMockedAssertionError:
+                # A host nobody serves: what the network says about an unknown name.
+                raise httpx.ConnectError("name or service not known", request=request) from None
+
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler))

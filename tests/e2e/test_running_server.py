@@ -1,0 +1,206 @@
+"""The real server process (`gateway serve`, two workers) with the sandbox Horizon process:
+a wallet using only stellar-sdk and httpx gets tokens over TCP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
+from stellar_sdk.sep.stellar_web_authentication import read_challenge_transaction
+
+from tests.conftest import REPO
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{url} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class WalletToml(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        if self.path != "/.well-known/stellar.toml":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def wallet_domain() -> Iterator[tuple[str, Keypair]]:
+    """A wallet's web host on localhost serving its stellar.toml (SIGNING_KEY)."""
+    key = Keypair.random()
+    handler = type(
+        "Handler", (WalletToml,), {"body": f'SIGNING_KEY = "{key.public_key}"\n'.encode()}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"localhost:{server.server_address[1]}", key
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp: Path = tmp_path_factory.mktemp("server")
+    horizon_port, port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        GATEWAY_CONFIG=str(REPO / "config/testnet.toml"),
+        GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'gateway.db'}",
+        GATEWAY_HORIZON_URL=f"http://localhost:{horizon_port}",
+        GATEWAY_HOME_DOMAIN=f"localhost:{port}",
+        GATEWAY_BASE_URL=f"http://localhost:{port}",
+    )
+    horizon = subprocess.Popen(
+        [*GATEWAY, "sandbox", "horizon", "--port", str(horizon_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = None
+    log = (tmp / "server.log").open("wb")
+    try:
+        wait_until_up(f"http://localhost:{horizon_port}/", horizon)
+        subprocess.run([*GATEWAY, "db", "upgrade"], env=env, check=True, capture_output=True)
+        server = subprocess.Popen(
+            [*GATEWAY, "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        wait_until_up(f"http://localhost:{port}/health", server)
+        yield f"http://localhost:{port}"
+    finally:
+        if server is not None:
+            stop(server)
+        stop(horizon)
+        log.close()
+
+
+class SdkWallet:
+    """Only stellar-sdk and httpx, as an outside wallet would be written."""
+
+    def __init__(self, base: str, keypair: Keypair | None = None):
+        self.base = base
+        self.kp = keypair or Keypair.random()
+        toml = tomllib.loads(httpx.get(f"{base}/.well-known/stellar.toml").text)
+        self.endpoint = toml["WEB_AUTH_ENDPOINT"]
+        self.server_key = toml["SIGNING_KEY"]
+        self.passphrase = toml["NETWORK_PASSPHRASE"]
+        self.home = base.split("://")[1]
+
+    def signed_challenge(self, *extra_signers: Keypair, **params: str) -> str:
+        params.setdefault("account", self.kp.public_key)
+        with httpx.Client() as c:  # a new connection: any worker may answer
+            r = c.get(self.endpoint, params=params)
+        assert r.status_code == 200, r.text
+        xdr = r.json()["transaction"]
+        read_challenge_transaction(xdr, self.server_key, self.home, self.home, self.passphrase)
+        envelope = TransactionEnvelope.from_xdr(xdr, self.passphrase)
+        for signer in (self.kp, *extra_signers):
+            envelope.sign(signer)
+        return envelope.to_xdr()
+
+    def post(self, xdr: str) -> httpx.Response:
+        with httpx.Client() as c:
+            return c.post(self.endpoint, data={"transaction": xdr})
+
+    def token_claims(self, *extra_signers: Keypair, **params: str) -> dict:
+        r = self.post(self.signed_challenge(*extra_signers, **params))
+        assert r.status_code == 200, r.text
+        return jwt.decode(r.json()["token"], options={"verify_signature": False})
+
+
+def test_new_account_gets_a_token(running_gateway):
+    wallet = SdkWallet(running_gateway)
+    assert wallet.token_claims()["sub"] == wallet.kp.public_key
+
+
+def test_muxed_account_gets_a_token(running_gateway):
+    wallet = SdkWallet(running_gateway)
+    muxed = MuxedAccount(wallet.kp.public_key, 1234).account_muxed
+    assert wallet.token_claims(account=muxed)["sub"] == muxed
+
+
+def test_account_with_memo_gets_a_token(running_gateway):
+    wallet = SdkWallet(running_gateway)
+    assert wallet.token_claims(memo="99")["sub"] == f"{wallet.kp.public_key}:99"
+
+
+def test_client_domain_gets_a_token(running_gateway, wallet_domain):
+    domain, key = wallet_domain
+    wallet = SdkWallet(running_gateway)
+    assert wallet.token_claims(key, client_domain=domain)["client_domain"] == domain
+
+
+def test_replay_is_refused_across_workers(running_gateway):
+    wallet = SdkWallet(running_gateway)
+    signed = wallet.signed_challenge()
+    answers = [wallet.post(signed).status_code for _ in range(6)]
+    assert answers == [200, 400, 400, 400, 400, 400]
+
+
+def test_existing_account_thresholds_come_from_horizon(running_gateway):
+    horizon = httpx.get(f"{running_gateway}/.well-known/stellar.toml").text
+    horizon_url = tomllib.loads(horizon)["HORIZON_URL"]
+    wallet = SdkWallet(running_gateway)
+    signer = Keypair.random()
+    seeded = httpx.post(
+        f"{horizon_url}/_fake/accounts",
+        json={
+            "account_id": wallet.kp.public_key,
+            "xlm": "100",
+            "signers": [{"key": signer.public_key, "weight": 1}],
+            "thresholds": {"low": 2, "med": 2, "high": 2},
+        },
+    )
+    assert seeded.status_code in (200, 201), seeded.text
+    assert wallet.post(wallet.signed_challenge()).status_code == 400  # weight 1 < 2
+    assert wallet.token_claims(signer)["sub"] == wallet.kp.public_key  # 1 + 1 >= 2
