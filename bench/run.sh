@@ -6,6 +6,8 @@
 #   DB=sqlite|postgresql                                  the gateway's database
 #   SHARED=../shared                                      where anchorbench and the peer live
 #   PEER=1                                                also measure django-polaris
+#   CLIENTS="anchorbench leanload"                        load generators (leanload: toml
+#                                                         and sep10-* only; see its docstring)
 # Results: one JSON line per run in bench/results/<stamp>.jsonl and a median table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,7 @@ root=$(pwd)
 SHARED=${SHARED:-$root/../shared}
 RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; CONCURRENCY=${CONCURRENCY:-16}
 WARMUP=${WARMUP:-2}; WORKERS=${WORKERS:-2}; DB=${DB:-sqlite}; PEER=${PEER:-1}
+CLIENTS=${CLIENTS:-anchorbench leanload}
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(toml sep10-challenge sep10-token)
 tool=$SHARED/bench/anchorbench.py
 peer_dir=${PEER_DIR:-/tmp/polaris-peer}
@@ -62,19 +65,27 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-run() {  # target-name base-url watch-pid scenario
+run() {  # client target-name base-url watch-pid scenario
   local line
-  line=$("$py" "$tool" "$2" "$4" -d "$DURATION" -c "$CONCURRENCY" --warmup "$WARMUP" \
-         --watch-pid "$3" -q 2>>"$log") || true
+  if [ "$1" = leanload ]; then
+    line=$("$py" bench/leanload.py "$3" "$5" -d "$DURATION" -c "$CONCURRENCY" \
+           --warmup "$WARMUP" --watch-pid "$4" 2>>"$log") || true
+  else
+    line=$("$py" "$tool" "$3" "$5" -d "$DURATION" -c "$CONCURRENCY" --warmup "$WARMUP" \
+           --watch-pid "$4" -q 2>>"$log") || true
+  fi
   [ -n "$line" ] || line='{"rps": 0, "errors": -1}'
-  echo "{\"target\": \"$1\", \"scenario\": \"$4\", \"db\": \"$DB\", \"result\": $line}" >> "$out"
+  echo "{\"target\": \"$2\", \"scenario\": \"$5 [$1]\", \"db\": \"$DB\", \"result\": $line}" >> "$out"
 }
 
 for scenario in "${scenarios[@]}"; do
-  for i in $(seq 1 "$RUNS"); do
-    echo "[$scenario run $i/$RUNS]" >&2
-    [ "$PEER" = 1 ] && run polaris http://127.0.0.1:8001 "$peer_pid" "$scenario"
-    run gateway http://localhost:8000 "$gw_pid" "$scenario"
+  for client in $CLIENTS; do
+    case "$client:$scenario" in leanload:sep12-*|leanload:sep31-*) continue ;; esac
+    for i in $(seq 1 "$RUNS"); do
+      echo "[$scenario $client run $i/$RUNS]" >&2
+      [ "$PEER" = 1 ] && run "$client" polaris http://127.0.0.1:8001 "$peer_pid" "$scenario"
+      run "$client" gateway http://localhost:8000 "$gw_pid" "$scenario"
+    done
   done
 done
 

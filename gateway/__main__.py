@@ -64,8 +64,6 @@ async def _check_wiring(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.logs import configure_logging
 
     configure_logging(args.log_level)
@@ -92,21 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     os.environ.setdefault("GATEWAY_LOG_LEVEL", args.log_level)
-    uvicorn.run(
-        "gateway.app:asgi_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=settings.server.access_log,
-        log_config=None,
-        lifespan="on",
-        server_header=False,
-        proxy_headers=False,
-    )
-    return 0
+    from gateway.serving import serve
+
+    return serve(args.host, args.port, args.workers, access_log=settings.server.access_log)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

@@ -28,10 +28,10 @@ class Deps:
     tomls: StellarTomls
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    uow: UnitOfWorkFactory = field(init=False)
 
-    @property
-    def uow(self) -> UnitOfWorkFactory:
-        return UnitOfWorkFactory(self.engine)
+    def __post_init__(self) -> None:
+        self.uow = UnitOfWorkFactory(self.engine)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -56,7 +56,8 @@ def build_deps(settings: Settings) -> Deps:
         base_url=settings.horizon.url,
         timeout=settings.horizon.timeout_seconds,
         headers=headers,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        # httpcore polls every pooled connection on each request: a small pool is faster.
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
     )
     outbound_client = httpx.AsyncClient(
         transport=GuardedTransport(allowed_hosts=settings.outbound.insecure_hosts),

@@ -33,11 +33,14 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
-        # Each connection is a file handle; WAL lets readers run beside the one writer and
-        # busy_timeout makes concurrent writers (several workers) wait instead of failing.
+        # Each connection is a file handle served by its own thread; SQLite has one writer
+        # at a time anyway, so a few connections serve a process best. WAL lets readers run
+        # beside the writer; busy_timeout makes writers of other processes wait, not fail.
         kwargs["connect_args"] = {"timeout": 30}
         if ":memory:" in url:
             kwargs["poolclass"] = NullPool
+        else:
+            kwargs.update(pool_size=min(pool_size, 4), max_overflow=4)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
     engine = create_async_engine(url, **kwargs)
@@ -59,13 +62,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 READ_ONLY = {"gateway_read_only": True}
+# One statement, one transaction. On SQLite the connections are already in the DBAPI's
+# autocommit mode (the begin listener adds BEGIN), so skipping BEGIN is all it takes and
+# saves the isolation-level round trips that SQLAlchemy's AUTOCOMMIT makes per checkout.
+SQLITE_AUTOCOMMIT = {"gateway_autocommit": True}
 
 
 def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue on busy_timeout instead
     # of one failing with "database is locked" when it upgrades a read lock mid-transaction.
-    # Connections marked with READ_ONLY execution options read from a snapshot instead.
-    if conn.get_execution_options().get("gateway_read_only"):
+    # Connections marked with READ_ONLY execution options read from a snapshot instead, and
+    # AUTOCOMMIT ones run each statement as its own transaction (the lock is held briefly).
+    options = conn.get_execution_options()
+    if options.get("gateway_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    if options.get("gateway_read_only"):
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")

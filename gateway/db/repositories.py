@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,12 +23,15 @@ class UsedChallenges:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
 
+    # One statement both dialects run, prepared once: this is on every token's path.
+    _CONSUME = text(
+        "INSERT INTO sep10_used_challenges (tx_hash, expires_at) VALUES (:h, :e) "
+        "ON CONFLICT (tx_hash) DO NOTHING"
+    )
+
     async def consume(self, tx_hash: str, expires_at: int) -> bool:
         """Record the challenge as used; False when it had been used already."""
-        stmt = insert_ignoring_duplicates(self._conn, sep10_used_challenges).values(
-            tx_hash=tx_hash, expires_at=expires_at
-        )
-        result = await self._conn.execute(stmt)
+        result = await self._conn.execute(self._CONSUME, {"h": tx_hash, "e": expires_at})
         return result.rowcount == 1
 
     async def forget_expired(self, now: int) -> int:

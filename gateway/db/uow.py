@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from gateway.db.engine import READ_ONLY
+from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.repositories import UsedChallenges
 
 
@@ -15,9 +16,18 @@ class UnitOfWork:
 
     challenges: UsedChallenges
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        read_only: bool = False,
+        autocommit: bool = False,
+        write_lock: asyncio.Lock | None = None,
+    ):
         self._engine = engine
         self._read_only = read_only
+        self._autocommit = autocommit
+        self._write_lock = None if (read_only or autocommit) else write_lock
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
 
@@ -27,9 +37,20 @@ class UnitOfWork:
         return self._conn
 
     async def __aenter__(self) -> UnitOfWork:
-        conn = await self._engine.connect()
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+        try:
+            conn = await self._engine.connect()
+        except BaseException:
+            self._release()
+            raise
         if self._read_only:
             conn = await conn.execution_options(**READ_ONLY)
+        elif self._autocommit:
+            if is_sqlite(str(self._engine.url)):
+                conn = await conn.execution_options(**SQLITE_AUTOCOMMIT)
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
         self._tx = await conn.begin()
         self.challenges = UsedChallenges(conn)
@@ -56,13 +77,26 @@ class UnitOfWork:
             assert self._conn is not None
             await self._conn.close()
             self._conn = self._tx = None
+            self._release()
+
+    def _release(self) -> None:
+        if self._write_lock is not None and self._write_lock.locked():
+            self._write_lock.release()
 
 
 class UnitOfWorkFactory:
-    """Makes units of work on one engine; what services receive."""
+    """Makes units of work on one engine; what services receive.
+
+    ``autocommit`` suits one-statement writes: each statement commits by itself. On SQLite,
+    write transactions of one process queue on an asyncio lock instead of sleeping in
+    SQLite's busy handler, which only the writers of other processes still need.
+    """
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
+        self._write_lock = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, read_only=read_only)
+    def __call__(self, *, read_only: bool = False, autocommit: bool = False) -> UnitOfWork:
+        return UnitOfWork(
+            self.engine, read_only=read_only, autocommit=autocommit, write_lock=self._write_lock
+        )

@@ -20,8 +20,7 @@ from stellar_sdk.sep.exceptions import InvalidSep10ChallengeError
 from stellar_sdk.sep.stellar_web_authentication import (
     build_challenge_transaction,
     read_challenge_transaction,
-    verify_challenge_transaction_signed_by_client_master_key,
-    verify_challenge_transaction_threshold,
+    verify_challenge_transaction_signers,
 )
 
 from gateway.db.uow import UnitOfWorkFactory
@@ -145,49 +144,50 @@ class WebAuthService:
         client_domain = self._client_domain_of(envelope)
 
         account = await self._horizon.account(identity.account)
+        if account is None:
+            # SEP-10: an account that does not exist signs with its master key only.
+            expected = 3 if client_domain else 2
+            if len(envelope.signatures) != expected:
+                raise BadRequest(
+                    f"invalid challenge: an account that does not exist must send exactly "
+                    f"{expected} signatures (server, master key"
+                    f"{', client domain' if client_domain else ''})"
+                )
+            signers = [Ed25519PublicKeySigner(identity.account, 255)]
+            threshold = 1
+        else:
+            # Weight-0 keys are not signers; the server key never helps a client.
+            signers = [
+                Ed25519PublicKeySigner(s.key, s.weight)
+                for s in account.signers
+                if s.weight > 0 and s.key != self._server_key
+            ]
+            if not signers:
+                raise BadRequest("invalid challenge: the account has no usable signers")
+            threshold = account.med_threshold
         try:
-            if account is None:
-                expected = 3 if client_domain else 2
-                if len(envelope.signatures) != expected:
-                    raise BadRequest(
-                        f"invalid challenge: an account that does not exist must send exactly "
-                        f"{expected} signatures (server, master key"
-                        f"{', client domain' if client_domain else ''})"
-                    )
-                verify_challenge_transaction_signed_by_client_master_key(
-                    xdr,
-                    self._server_key,
-                    self._c.home_domains,
-                    self._c.web_auth_domain,
-                    self._c.network_passphrase,
-                )
-            else:
-                # Weight-0 keys are not signers; the server key never helps a client.
-                signers = [
-                    Ed25519PublicKeySigner(s.key, s.weight)
-                    for s in account.signers
-                    if s.weight > 0 and s.key != self._server_key
-                ]
-                if not signers:
-                    raise BadRequest("invalid challenge: the account has no usable signers")
-                verify_challenge_transaction_threshold(
-                    xdr,
-                    self._server_key,
-                    self._c.home_domains,
-                    self._c.web_auth_domain,
-                    self._c.network_passphrase,
-                    threshold=account.med_threshold,
-                    signers=signers,
-                )
+            # Every signature must match a distinct signer (server, client domain, account).
+            found = verify_challenge_transaction_signers(
+                xdr,
+                self._server_key,
+                self._c.home_domains,
+                self._c.web_auth_domain,
+                self._c.network_passphrase,
+                signers,
+            )
         except InvalidSep10ChallengeError as exc:
             raise BadRequest(f"invalid challenge: {exc}") from None
+        weight = sum(s.weight for s in found)
+        if weight < threshold:
+            raise BadRequest(
+                f"invalid challenge: signers with weight {weight} do not meet threshold {threshold}"
+            )
 
         tx = envelope.transaction
         assert tx.preconditions is not None and tx.preconditions.time_bounds is not None
         jti = envelope.hash_hex()
-        async with self._uow() as uow:
+        async with self._uow(autocommit=True) as uow:
             first_use = await uow.challenges.consume(jti, tx.preconditions.time_bounds.max_time)
-            await uow.commit()
         if not first_use:
             raise BadRequest("invalid challenge: this challenge has already been used")
         return self._tokens.issue(

@@ -113,3 +113,26 @@ async def test_db_upgrade_command_builds_the_schema_on_both_databases(
         assert (await schema_status(engine)).is_current
     finally:
         await engine.dispose()
+
+
+async def test_autocommit_unit_of_work_keeps_each_statement(engine):
+    uow = UnitOfWorkFactory(engine)
+    async with uow(autocommit=True) as u:
+        assert await u.challenges.consume("f" * 64, 1) is True
+        # no commit: each statement committed by itself
+    async with uow() as u:
+        assert await u.challenges.consume("f" * 64, 1) is False
+
+
+async def test_sqlite_writers_of_one_process_queue_instead_of_failing(sqlite_engine):
+    uow = UnitOfWorkFactory(sqlite_engine)
+
+    async def write(i: int) -> None:
+        async with uow() as u:
+            await u.challenges.consume(f"{i:064d}", 1)
+            await asyncio.sleep(0.01)  # hold the transaction open across an await
+            await u.commit()
+
+    await asyncio.gather(*(write(i) for i in range(10)))
+    async with uow() as u:
+        assert await u.challenges.forget_expired(2) == 10

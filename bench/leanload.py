@@ -1,0 +1,265 @@
+"""A lean load generator for SEP-1 and SEP-10, so the client does not eat the cores it shares
+with the server under test.
+
+anchorbench spends about 3 ms of CPU per SEP-10 token operation on its own side (httpx and
+stellar-sdk parsing); on a 2-core machine that caps what any server can show. This client
+speaks HTTP/1.1 over raw keep-alive sockets and signs the challenge hash directly, checking
+the server's signature first as a wallet must.
+
+    python bench/leanload.py http://localhost:8000 sep10-token -c 16 -d 10 [--watch-pid PID]
+
+Prints one JSON line like anchorbench: rps, p50/p90/p99/max ms, errors, client/server CPU s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import resource
+import struct
+import time
+import tomllib
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+from stellar_sdk import Keypair, StrKey
+
+
+class Conn:
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body:
+            head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split(b" ", 2)[1])
+        length, chunked, close = 0, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            data = bytearray()
+            while True:
+                size = int((await self.reader.readline()).strip(), 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                data += await self.reader.readexactly(size)
+                await self.reader.readline()
+            body = bytes(data)
+        else:
+            body = await self.reader.readexactly(length)
+        if close:  # servers without keep-alive (gunicorn sync workers)
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, body
+
+
+class Target:
+    def __init__(self, base: str, toml: dict[str, Any]):
+        self.base = base
+        self.toml_path = "/.well-known/stellar.toml"
+        auth = urlsplit(toml["WEB_AUTH_ENDPOINT"])
+        self.auth_path = auth.path
+        self.auth_host = auth.hostname or "localhost"
+        self.auth_port = auth.port or 80
+        self.server_key = VerifyKey(StrKey.decode_ed25519_public_key(toml["SIGNING_KEY"]))
+        passphrase = toml["NETWORK_PASSPHRASE"].encode()
+        self.network_id = hashlib.sha256(passphrase).digest()
+
+
+ENVELOPE_TYPE_TX = struct.pack(">I", 2)
+
+
+def sign_challenge(target: Target, xdr: str, kp: SigningKey, hint: bytes) -> str:
+    raw = base64.b64decode(xdr)
+    count = struct.unpack(">I", raw[-76:-72])[0]
+    if raw[:4] != ENVELOPE_TYPE_TX or count != 1:
+        raise ValueError("not a v1 envelope with one signature")
+    tx = raw[4:-76]
+    digest = hashlib.sha256(target.network_id + ENVELOPE_TYPE_TX + tx).digest()
+    server_sig = raw[-64:]
+    try:
+        target.server_key.verify(digest, server_sig)
+    except BadSignatureError:
+        raise ValueError("challenge not signed by SIGNING_KEY") from None
+    ours = kp.sign(digest).signature
+    signatures = struct.pack(">I", 2) + raw[-72:] + hint + struct.pack(">I", 64) + ours
+    return base64.b64encode(raw[:4] + tx + signatures).decode()
+
+
+async def op_toml(target: Target, conn: Conn, _kp: Any) -> None:
+    status, body = await conn.request("GET", target.toml_path)
+    if status != 200 or b"SIGNING_KEY" not in body:
+        raise RuntimeError(f"toml HTTP {status}")
+
+
+async def op_challenge(target: Target, conn: Conn, kp: tuple[str, SigningKey, bytes]) -> str:
+    status, body = await conn.request("GET", f"{target.auth_path}?account={quote(kp[0])}")
+    if status != 200:
+        raise RuntimeError(f"challenge HTTP {status}")
+    return str(json.loads(body)["transaction"])
+
+
+async def op_token(target: Target, conn: Conn, kp: tuple[str, SigningKey, bytes]) -> None:
+    xdr = await op_challenge(target, conn, kp)
+    signed = sign_challenge(target, xdr, kp[1], kp[2])
+    status, body = await conn.request(
+        "POST", target.auth_path, json.dumps({"transaction": signed}).encode()
+    )
+    if status != 200 or b"token" not in body:
+        raise RuntimeError(f"token HTTP {status}: {body[:200]!r}")
+
+
+OPS = {"toml": op_toml, "sep10-challenge": op_challenge, "sep10-token": op_token}
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for task in (f"/proc/{pid}/stat",):
+            try:
+                fields = open(task).read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+            except OSError:
+                pass
+    return total
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                ppid = int(open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("base_url")
+    p.add_argument("scenario", choices=sorted(OPS))
+    p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument("-d", "--duration", type=float, default=10)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--watch-pid", type=int)
+    args = p.parse_args()
+
+    base = urlsplit(args.base_url)
+    host, port = base.hostname or "localhost", base.port or 80
+    for name in {host}:
+        if name not in ("localhost", "127.0.0.1", "::1"):
+            raise SystemExit("leanload only targets loopback")
+    boot = Conn(host, port)
+    status, body = await boot.request("GET", "/.well-known/stellar.toml")
+    if status != 200:
+        raise SystemExit(f"stellar.toml answered {status}")
+    target = Target(args.base_url, tomllib.loads(body.decode()))
+    op = OPS[args.scenario]
+
+    keys = []
+    for _ in range(args.concurrency):
+        k = Keypair.random()
+        raw = k.raw_public_key()
+        keys.append((k.public_key, SigningKey(k.raw_secret_key()), raw[-4:]))
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    state = {"measure": False, "stop": False}
+
+    async def worker(i: int) -> None:
+        conn = Conn(
+            target.auth_host if args.scenario != "toml" else host,
+            target.auth_port if args.scenario != "toml" else port,
+        )
+        while not state["stop"]:
+            t0 = time.perf_counter()
+            try:
+                await op(target, conn, keys[i])
+            except Exception as exc:
+                if state["measure"]:
+                    key = type(exc).__name__ + ": " + str(exc)[:60]
+                    errors[key] = errors.get(key, 0) + 1
+                conn = Conn(conn.host, conn.port)
+                continue
+            if state["measure"]:
+                latencies.append(time.perf_counter() - t0)
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(args.concurrency)]
+    await asyncio.sleep(args.warmup)
+    pids = process_tree(args.watch_pid) if args.watch_pid else []
+    server0, client0 = cpu_ticks(pids), resource.getrusage(resource.RUSAGE_SELF)
+    state["measure"] = True
+    started = time.perf_counter()
+    await asyncio.sleep(args.duration)
+    state["measure"] = False
+    elapsed = time.perf_counter() - started
+    server1, client1 = cpu_ticks(pids), resource.getrusage(resource.RUSAGE_SELF)
+    state["stop"] = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+    lat = sorted(latencies)
+
+    def pct(q: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(q / 100 * len(lat)))] * 1000, 2) if lat else None
+
+    hz = os.sysconf("SC_CLK_TCK")
+    result = {
+        "tool": "leanload",
+        "scenario": args.scenario,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "ok": len(lat),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "rps": round(len(lat) / elapsed, 1),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+        "client_cpu_s": round(
+            client1.ru_utime - client0.ru_utime + client1.ru_stime - client0.ru_stime, 2
+        ),
+    }
+    if pids:
+        result["server_cpu_s"] = round((server1 - server0) / hz, 2)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
