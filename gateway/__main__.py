@@ -32,7 +32,9 @@ def _load(args: argparse.Namespace, *, check_secrets: bool = True) -> Settings:
     return load_settings(args.config, os.environ, check_secrets=check_secrets)
 
 
-async def _schema_problem(settings: Settings) -> str | None:
+async def _database_state(settings: Settings) -> tuple[str | None, str | None]:
+    """(problem, schema note): a database that cannot be opened is a problem; a schema that
+    is behind is a note here and a refusal in ``serve``."""
     from gateway.db.migrate import schema_status
     from gateway.deps import build_engine
 
@@ -40,15 +42,40 @@ async def _schema_problem(settings: Settings) -> str | None:
     try:
         status = await schema_status(engine)
     except Exception as exc:
-        return f"database.url: cannot open the database ({type(exc).__name__})"
+        return f"database.url: cannot open the database ({type(exc).__name__})", None
     finally:
         await engine.dispose()
     if not status.is_current:
-        return (
+        return None, (
             f"database.url: schema is at {status.current or 'nothing'}, this code needs "
             f"{status.head}; run `gateway db upgrade`"
         )
-    return None
+    return None, None
+
+
+async def _horizon_state(
+    settings: Settings, wait_seconds: float = 3.0
+) -> tuple[str | None, str | None]:
+    """(problem, note): Horizon on another network is a problem (SEP-10 would read a
+    missing account as a new one); an unreachable Horizon is a note."""
+    import httpx
+
+    from gateway.errors import GatewayError
+    from gateway.outbound.horizon import HttpxHorizon
+    from gateway.settings import url_host
+
+    where = url_host(settings.horizon.url)
+    try:
+        async with httpx.AsyncClient(base_url=settings.horizon.url, timeout=wait_seconds) as client:
+            state = await HttpxHorizon(client).ledger_state()
+    except GatewayError as exc:
+        return None, f"horizon.url: Horizon at {where} does not answer now ({exc.message})"
+    if state.network_passphrase not in (None, settings.network_passphrase):
+        return (
+            f"horizon.url: Horizon at {where} serves {state.network_passphrase!r}, not "
+            f"network_passphrase {settings.network_passphrase!r}"
+        ), None
+    return None, None
 
 
 async def _check_wiring(settings: Settings) -> None:
@@ -73,9 +100,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_check_wiring(settings))
     except ConfigError as exc:
         return _fail(exc.problems)
-    problem = asyncio.run(_schema_problem(settings))
+    problem, behind = asyncio.run(_database_state(settings))
+    if problem or behind:
+        return _fail([problem or behind or ""])
+    problem, note = asyncio.run(_horizon_state(settings))
     if problem:
         return _fail([problem])
+    if note:
+        print(f"warning: {note}; SEP-10 answers 503 for it until it does", file=sys.stderr)
     if generated:
         banner = "!" * 78
         print(banner, file=sys.stderr)
@@ -126,9 +158,9 @@ def cmd_db_status(args: argparse.Namespace) -> int:
         settings = _load(args, check_secrets=False)
     except ConfigError as exc:
         return _fail(exc.problems)
-    problem = asyncio.run(_schema_problem(settings))
-    if problem:
-        return _fail([problem], code=1)
+    problem, behind = asyncio.run(_database_state(settings))
+    if problem or behind:
+        return _fail([problem or behind or ""], code=1)
     print("database schema is current")
     return 0
 
@@ -147,37 +179,34 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         asyncio.run(_check_wiring(with_generated_secrets(settings)[0]))
     except ConfigError as exc:
         return _fail(exc.problems)
+    db_problem, db_note = asyncio.run(_database_state(settings))
+    horizon_problem, horizon_note = asyncio.run(_horizon_state(settings))
+    problems = [p for p in (db_problem, horizon_problem) if p]
+    if problems:
+        return _fail(problems)
     print(
         f"config OK: network={settings.network} home_domain={settings.home_domain} "
         f"base_url={settings.base_url} assets={','.join(a.code for a in settings.assets) or '-'}"
     )
     if generated:
         print(f"note: {', '.join(generated)} not set; a testnet server generates them at start")
+    for note in (db_note, horizon_note):
+        if note:
+            print(f"note: {note}")
     return 0
 
 
 def cmd_horizon_check(args: argparse.Namespace) -> int:
-    import httpx
-
-    from gateway.errors import GatewayError
-    from gateway.outbound.horizon import HttpxHorizon
+    from gateway.settings import url_host
 
     try:
         settings = _load(args, check_secrets=False)
     except ConfigError as exc:
         return _fail(exc.problems)
-
-    async def probe() -> str:
-        async with httpx.AsyncClient(base_url=settings.horizon.url, timeout=args.timeout) as c:
-            state = await HttpxHorizon(c).ledger_state()
-        if state.network_passphrase not in (None, settings.network_passphrase):
-            raise GatewayError("Horizon serves another network")
-        return f"Horizon at {settings.horizon.url} answers (ledger {state.latest_ledger})"
-
-    try:
-        print(asyncio.run(probe()))
-    except GatewayError as exc:
-        return _fail([f"horizon.url: {settings.horizon.url}: {exc.message}"], code=1)
+    problem, note = asyncio.run(_horizon_state(settings, args.timeout))
+    if problem or note:
+        return _fail([problem or note or ""], code=1)
+    print(f"Horizon at {url_host(settings.horizon.url)} answers on {settings.network}")
     return 0
 
 

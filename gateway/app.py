@@ -28,6 +28,7 @@ from gateway.settings import ConfigError, Settings, load_settings, with_generate
 log = logging.getLogger("gateway.app")
 
 CHALLENGE_SWEEP_SECONDS = 600
+CLOCK_MARGIN_SECONDS = 600
 
 
 class SchemaBehind(RuntimeError):
@@ -120,7 +121,9 @@ async def _sweep_used_challenges(deps: Deps) -> None:
     while True:
         try:
             async with deps.uow() as uow:
-                await uow.challenges.forget_expired(int(deps.clock()))
+                # A margin for hosts whose clocks disagree: a challenge stays "used" on
+                # every host until all of them consider it expired.
+                await uow.challenges.forget_expired(int(deps.clock()) - CLOCK_MARGIN_SECONDS)
                 await uow.commit()
         except Exception:
             log.warning("could not sweep used SEP-10 challenges", exc_info=True)

@@ -69,6 +69,7 @@ def build_deps(settings: Settings) -> Deps:
         outbound_client,
         insecure_hosts=settings.outbound.insecure_hosts,
         max_bytes=settings.outbound.toml_max_bytes,
+        timeout_seconds=settings.outbound.timeout_seconds * 2,
         cache_seconds=settings.outbound.toml_cache_seconds,
         negative_cache_seconds=settings.outbound.toml_negative_cache_seconds,
     )

@@ -81,7 +81,9 @@ class Edge:
                 return
             await self.app(scope, self._limited(receive), send_with_headers)
         except GatewayError as exc:
-            if not started:
+            if started:
+                log.warning("%s after the response started", type(exc).__name__)
+            else:
                 await _send_error(send_with_headers, exc)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope.get("path"))

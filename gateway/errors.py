@@ -112,6 +112,9 @@ class HorizonUnavailable(UpstreamError):
     status = 503
     default_message = "Horizon is unavailable; try again later"
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
 
 class HorizonBadResponse(UpstreamError):
     default_message = "Horizon returned an unexpected response"
@@ -129,10 +132,6 @@ class RemoteTomlError(UpstreamError):
 
 def error_response(exc: GatewayError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
-
-
-def internal_error_response() -> Response:
-    return JSONResponse({"error": GatewayError.default_message}, status_code=500)
 
 
 async def gateway_error_handler(request: Request, exc: Exception) -> Response:

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from gateway.errors import BadRequest, UnsupportedContentType
+from gateway.errors import BadRequest, GatewayError, UnsupportedContentType
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -27,7 +27,7 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
         raw = await request.body()
         try:
             data = json.loads(raw) if raw else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadRequest("Request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
@@ -35,6 +35,8 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
     if kind in (FORM, MULTIPART):
         try:
             form = await request.form()
+        except (GatewayError, ClientDisconnect):
+            raise  # too large, or the client went away: not a malformed form
         except Exception:
             # python-multipart reports malformed bodies with assorted exception types.
             raise BadRequest("Request body is not a valid form") from None

@@ -19,6 +19,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.http_protocol import HeadLimitedHttpToolsProtocol
+
 log = logging.getLogger("gateway.serving")
 
 APP = "gateway.app:asgi_from_environment"
@@ -31,7 +33,7 @@ def uvicorn_config(**options: Any) -> uvicorn.Config:
         APP,
         factory=True,
         loop="uvloop",
-        http="httptools",
+        http=HeadLimitedHttpToolsProtocol,  # httptools, with limits on request heads
         log_config=None,
         lifespan="on",
         server_header=False,

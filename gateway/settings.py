@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 import types
@@ -70,10 +71,6 @@ class AssetSettings:
     min_amount: Decimal | None = None
     max_amount: Decimal | None = None
 
-    @property
-    def sep38_id(self) -> str:
-        return f"stellar:{self.code}:{self.issuer}"
-
 
 @dataclass(frozen=True)
 class HorizonSettings:
@@ -105,7 +102,6 @@ class OutboundSettings:
 @dataclass(frozen=True)
 class ServerSettings:
     max_body_bytes: int = 1_048_576
-    cors_origins: tuple[str, ...] = ("*",)
     access_log: bool = False
 
 
@@ -164,16 +160,12 @@ class Settings:
     def signing_keypair(self) -> Keypair:
         if self.signing_secret is None:
             raise ConfigError(["signing_secret: not set (GATEWAY_SIGNING_SECRET)"])
-        return _keypair_from_secret(self.signing_secret.reveal())
-
-    @property
-    def web_auth_endpoint(self) -> str:
-        return self.base_url + "/auth"
+        return Keypair.from_secret(self.signing_secret.reveal())
 
     @property
     def web_auth_domain(self) -> str:
-        """Host (with a non-default port) of WEB_AUTH_ENDPOINT, as SEP-10 requires."""
-        return urlsplit(self.base_url).netloc
+        """Host of WEB_AUTH_ENDPOINT with a non-default port (URL.host), as SEP-10 requires."""
+        return url_host(self.base_url)
 
     @property
     def home_domains(self) -> tuple[str, ...]:
@@ -183,19 +175,26 @@ class Settings:
         p = Path(path)
         return p if p.is_absolute() else (self.config_dir / p).resolve()
 
-    def asset(self, code: str) -> AssetSettings | None:
-        return next((a for a in self.assets if a.code == code), None)
-
 
 _SECRET_PATHS = frozenset({("signing_secret",), ("jwt_secret",), ("kyc", "key")})
-_keypair_cache: dict[str, Keypair] = {}
+# GATEWAY_* names that are not settings: the config path and the scripts' own switches.
+OTHER_ENV_NAMES = frozenset(
+    {
+        CONFIG_ENV,
+        "GATEWAY_LOG_LEVEL",
+        "GATEWAY_SANDBOX_HORIZON",
+        "GATEWAY_SANDBOX_HORIZON_PORT",
+        "GATEWAY_TEST_POSTGRES_URL",
+    }
+)
 
 
-def _keypair_from_secret(secret: str) -> Keypair:
-    kp = _keypair_cache.get(secret)
-    if kp is None:
-        kp = _keypair_cache[secret] = Keypair.from_secret(secret)
-    return kp
+def url_host(url: str) -> str:
+    """``URL.host``: lower-case host name plus the port when it is not the scheme's default."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
 def env_name(path: tuple[str, ...]) -> str:
@@ -239,6 +238,10 @@ def load_settings(
         raise ConfigError([f"{CONFIG_ENV}: {cfg_path} is not valid TOML: {exc}"]) from None
 
     problems: list[str] = []
+    known_env = {env_name(leaf) for leaf in setting_paths()} | OTHER_ENV_NAMES
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known_env:
+            problems.append(f"{name}: not a setting of this gateway (misspelled?)")
     for secret_path in _SECRET_PATHS:
         if _get(raw, secret_path) is not None:
             problems.append(
@@ -387,12 +390,14 @@ def _coerce(hint: Any, value: Any, path: tuple[str, ...], problems: list[str]) -
     if hint is float:
         if from_env:
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 return bad("a number")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             return bad("a number")
-        return float(value)
+        else:
+            number = float(value)
+        return number if math.isfinite(number) else bad("a finite number")
     if hint is Decimal:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             return bad("a decimal number (preferably quoted)")
@@ -426,18 +431,22 @@ def _coerce(hint: Any, value: Any, path: tuple[str, ...], problems: list[str]) -
     raise TypeError(f"unsupported setting type {hint!r} at {where}")  # pragma: no cover
 
 
-_HOST_RE = re.compile(
-    r"^(?=.{1,253}(:\d{1,5})?$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$"
-)
-_ASSET_CODE_RE = re.compile(r"^[A-Za-z0-9]{1,12}$")
+_HOST_RE = re.compile(r"(?=.{1,253}(:\d{1,5})?$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(:\d{1,5})?")
+_ASSET_CODE_RE = re.compile(r"[A-Za-z0-9]{1,12}")
 _TESTNET_MARKERS = ("testnet", "futurenet", "localhost", "127.0.0.1")
 
 
 def _is_url(url: str, *, allow_path: bool) -> str | None:
     """Return a reason when ``url`` is not an absolute http(s) URL without a trailing slash."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "has an invalid port"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "must not carry user credentials"
     if url.endswith("/"):
         return "must not end with '/'"
     if parts.query or parts.fragment:
@@ -456,16 +465,19 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
     if not main and s.network_passphrase not in (TESTNET_PASSPHRASE, FUTURENET_PASSPHRASE):
         p.append("network_passphrase: testnet needs the testnet (or futurenet) passphrase")
 
-    if not _HOST_RE.match(s.home_domain):
-        p.append("home_domain: must be a host name with an optional port, e.g. anchor.example.com")
+    if not _HOST_RE.fullmatch(s.home_domain):
+        p.append(
+            "home_domain: must be a lower-case host name with an optional port, "
+            "e.g. anchor.example.com"
+        )
     for extra in s.sep10.other_home_domains:
-        if not _HOST_RE.match(extra):
+        if not _HOST_RE.fullmatch(extra):
             p.append(f"sep10.other_home_domains: {extra!r} is not a host name")
     for d in s.home_domains:
         if len(f"{d} auth".encode()) > 64:
             p.append(f"home_domain: {d!r} is longer than SEP-10's 59 characters")
 
-    reason = _is_url(s.base_url, allow_path=True)
+    reason = _is_url(s.base_url, allow_path=False)
     if reason:
         p.append(f"base_url: {reason}")
     elif main and not s.base_url.startswith("https://"):
@@ -483,12 +495,19 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
         p.append("horizon.url: mainnet needs an https:// public-network Horizon, not a test one")
     if s.horizon.timeout_seconds <= 0:
         p.append("horizon.timeout_seconds: must be positive")
+    if s.horizon.publish and urlsplit(s.horizon.url).path.strip("/"):
+        p.append(
+            "horizon.publish: horizon.url has a path (often an API key); it must not be "
+            "published in stellar.toml: set horizon.publish = false"
+        )
 
     db = s.database.url
     if not (db.startswith("sqlite+aiosqlite://") or db.startswith("postgresql+asyncpg://")):
         p.append("database.url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
     elif main and db.startswith("sqlite"):
         p.append("database.url: mainnet needs PostgreSQL (postgresql+asyncpg://), not SQLite")
+    elif ":memory:" in db or "mode=memory" in db:
+        p.append("database.url: an in-memory database loses everything; name a file")
     if s.database.pool_size < 1:
         p.append("database.pool_size: must be at least 1")
 
@@ -506,8 +525,11 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
     if not 60 <= s.sep10.jwt_lifetime_seconds <= 86400:
         p.append("sep10.jwt_lifetime_seconds: must be between 60 and 86400")
 
-    if main and s.kyc.validation == "off":
-        p.append("kyc.validation: mainnet refuses to run with KYC validation off")
+    if main and s.kyc.validation != "provider":
+        p.append(
+            f"kyc.validation: mainnet refuses {s.kyc.validation!r}; it needs 'provider' "
+            "(a real KYC check, not the testnet auto-accept)"
+        )
 
     if check_secrets:
         p.extend(_validate_secrets(s))
@@ -518,7 +540,7 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
     seen: set[str] = set()
     for i, a in enumerate(s.assets):
         where = f"assets[{i}]"
-        if not _ASSET_CODE_RE.match(a.code):
+        if not _ASSET_CODE_RE.fullmatch(a.code):
             p.append(f"{where}.code: must be 1-12 letters or digits")
         if a.code in seen:
             p.append(f"{where}.code: {a.code} is listed twice")

@@ -31,7 +31,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: bound values (personal data, later) never reach logs or exceptions.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(url):
         # Each connection is a file handle served by its own thread; SQLite has one writer
         # at a time anyway, so a few connections serve a process best. WAL lets readers run
@@ -42,7 +43,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         else:
             kwargs.update(pool_size=min(pool_size, 4), max_overflow=4)
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import sep10_used_challenges
-
-
-def insert_ignoring_duplicates(conn: AsyncConnection, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
 
 
 class UsedChallenges:

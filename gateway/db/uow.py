@@ -39,20 +39,24 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         if self._write_lock is not None:
             await self._write_lock.acquire()
+        conn: AsyncConnection | None = None
         try:
             conn = await self._engine.connect()
+            if self._read_only:
+                conn = await conn.execution_options(**READ_ONLY)
+            elif self._autocommit:
+                if is_sqlite(str(self._engine.url)):
+                    conn = await conn.execution_options(**SQLITE_AUTOCOMMIT)
+                else:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._tx = await conn.begin()
         except BaseException:
+            # __aexit__ will not run: give back what was taken (e.g. BEGIN timed out).
+            if conn is not None:
+                await conn.close()
             self._release()
             raise
-        if self._read_only:
-            conn = await conn.execution_options(**READ_ONLY)
-        elif self._autocommit:
-            if is_sqlite(str(self._engine.url)):
-                conn = await conn.execution_options(**SQLITE_AUTOCOMMIT)
-            else:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
-        self._tx = await conn.begin()
         self.challenges = UsedChallenges(conn)
         return self
 

@@ -57,7 +57,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         if host.lower() in self._allowed:
-            target = host
+            addresses = [host]
         else:
             try:
                 addresses = await asyncio.wait_for(self._resolve(host, port), timeout)
@@ -65,14 +65,20 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 raise httpcore.ConnectError(f"cannot resolve {host}") from exc
             if not addresses or not all(is_public_address(a) for a in addresses):
                 raise BlockedAddress(f"{host} resolves to a non-public address")
-            target = addresses[0]
-        return await self._inner.connect_tcp(
-            target,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
+        failure: Exception | None = None
+        for address in dict.fromkeys(addresses):  # each vetted address once, in order
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
     async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         raise BlockedAddress("unix sockets are not allowed")

@@ -166,20 +166,23 @@ class HttpxHorizon:
         method: str,
         path: str,
         *,
+        label: str | None = None,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, str] | None = None,
         allow_404: bool = False,
     ) -> dict[str, Any] | None:
+        # ``label`` names the endpoint in logs without the account or hash in the path.
+        what = f"{method} {label or path}"
         try:
             response = await self._client.request(method, path, params=params, data=data)
         except httpx.TimeoutException as exc:
-            raise HorizonUnavailable(detail=f"{method} {path}: timed out") from exc
+            raise HorizonUnavailable(detail=f"{what}: timed out") from exc
         except httpx.HTTPError as exc:
-            raise HorizonUnavailable(detail=f"{method} {path}: {type(exc).__name__}") from exc
+            raise HorizonUnavailable(detail=f"{what}: {type(exc).__name__}") from exc
         if response.status_code == 404 and allow_404:
             return None
         if response.status_code == 429 or response.status_code >= 500:
-            raise HorizonUnavailable(detail=f"{method} {path}: HTTP {response.status_code}")
+            raise HorizonUnavailable(detail=f"{what}: HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError as exc:
@@ -189,11 +192,13 @@ class HttpxHorizon:
         if response.status_code == 400 and method == "POST":
             return body  # a rejected submission; the caller reads its result codes
         if response.status_code != 200:
-            raise HorizonBadResponse(detail=f"{method} {path}: HTTP {response.status_code}")
+            raise HorizonBadResponse(detail=f"{what}: HTTP {response.status_code}")
         return body
 
     async def account(self, account_id: str) -> HorizonAccount | None:
-        body = await self._request("GET", f"/accounts/{account_id}", allow_404=True)
+        body = await self._request(
+            "GET", f"/accounts/{account_id}", label="/accounts/{id}", allow_404=True
+        )
         if body is None:
             return None
         try:
@@ -245,7 +250,9 @@ class HttpxHorizon:
         )
 
     async def transaction(self, tx_hash: str) -> TransactionRecord | None:
-        body = await self._request("GET", f"/transactions/{tx_hash}", allow_404=True)
+        body = await self._request(
+            "GET", f"/transactions/{tx_hash}", label="/transactions/{hash}", allow_404=True
+        )
         if body is None:
             return None
         try:
@@ -277,7 +284,12 @@ class HttpxHorizon:
         params: dict[str, Any] = {"order": "asc", "limit": limit, "join": "transactions"}
         if cursor:
             params["cursor"] = cursor
-        body = await self._request("GET", f"/accounts/{account_id}/payments", params=params)
+        body = await self._request(
+            "GET",
+            f"/accounts/{account_id}/payments",
+            label="/accounts/{id}/payments",
+            params=params,
+        )
         assert body is not None
         try:
             raw_records = body["_embedded"]["records"]

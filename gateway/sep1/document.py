@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import tomli_w
+from stellar_sdk import StrKey
 
 from gateway.settings import ConfigError, Settings
 
@@ -44,6 +45,8 @@ def render(
         problems.append(
             f"stellar_toml: {where} sets {key}; the server publishes it from settings, remove it"
         )
+    for path in _secret_seeds(org):
+        problems.append(f"stellar_toml: {where} holds a secret seed at {path}; never publish it")
 
     doc: dict[str, Any] = {
         "VERSION": SEP1_VERSION,
@@ -113,6 +116,17 @@ def _currencies(settings: Settings, org: Any, problems: list[str]) -> list[dict[
         if kind is not None and kind not in ANCHOR_ASSET_TYPES:
             problems.append(f"stellar_toml: CURRENCIES {label} has unknown anchor_asset_type")
     return out
+
+
+def _secret_seeds(value: Any, path: str = "") -> list[str]:
+    """Where in the organization's file an S... secret seed sits (it must never be served)."""
+    if isinstance(value, str):
+        return [path] if StrKey.is_valid_ed25519_secret_seed(value.strip()) else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_seeds(v, f"{path}.{k}".lstrip("."))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_seeds(v, f"{path}[{i}]")]
+    return []
 
 
 def _urls(doc: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -9,9 +9,12 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import AuthenticationFailed
 from gateway.sep10.tokens import AuthSession, SessionTokens
+
+NO_SESSION_MESSAGE = "Authentication required: send 'Authorization: Bearer <token>'"
 
 
 class Sep10Backend(AuthenticationBackend):
@@ -35,13 +38,32 @@ class Sep10Backend(AuthenticationBackend):
 
 
 def sep10_middleware(tokens: SessionTokens, status: int = 403) -> Sequence[Middleware]:
-    """Middleware for a Mount whose routes need a SEP-10 session; failures answer ``status``
-    with a JSON ``error`` (SEP-31 wants 403, SEP-12 allows 401)."""
+    """Middleware for a Mount whose routes all need a SEP-10 session. A missing, expired,
+    forged or foreign token answers ``status`` with a JSON ``error`` (SEP-31 wants 403,
+    SEP-12 allows 401)."""
 
     def on_error(_conn: HTTPConnection, exc: AuthenticationError) -> Response:
         return JSONResponse({"error": str(exc) or "Authentication required"}, status_code=status)
 
-    return [Middleware(AuthenticationMiddleware, backend=Sep10Backend(tokens), on_error=on_error)]
+    return [
+        Middleware(AuthenticationMiddleware, backend=Sep10Backend(tokens), on_error=on_error),
+        Middleware(RequireSession, status=status),
+    ]
+
+
+class RequireSession:
+    """Refuses, with ``status``, requests the authentication backend found no token on."""
+
+    def __init__(self, app: ASGIApp, status: int):
+        self.app = app
+        self.status = status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not isinstance(scope.get("user"), AuthSession):
+            response = JSONResponse({"error": NO_SESSION_MESSAGE}, status_code=self.status)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def session_of(request: Request) -> AuthSession:
@@ -49,4 +71,4 @@ def session_of(request: Request) -> AuthSession:
     user = request.scope.get("user")
     if isinstance(user, AuthSession):
         return user
-    raise AuthenticationFailed("Authentication required: send 'Authorization: Bearer <token>'")
+    raise AuthenticationFailed(NO_SESSION_MESSAGE)

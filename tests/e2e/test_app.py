@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from starlette.routing import Match, Route
 
@@ -40,10 +41,19 @@ async def test_stellar_toml_is_served_as_sep1_requires(gateway):
 
 async def test_stellar_toml_is_rendered_once_at_start(gateway, monkeypatch):
     calls = []
-    monkeypatch.setattr(sep1.document, "render", lambda *a: calls.append(a))
-    for _ in range(3):
-        assert (await gateway.client.get("/.well-known/stellar.toml")).status_code == 200
-    assert calls == []
+    real = sep1.render
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(sep1, "render", counting)
+    app = create_app(gateway.settings, gateway.app.state.deps)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    async with client:
+        for _ in range(3):
+            assert (await client.get("/.well-known/stellar.toml")).status_code == 200
+    assert len(calls) == 1
 
 
 async def test_every_endpoint_in_stellar_toml_resolves_to_a_mounted_route(gateway):
@@ -122,6 +132,33 @@ async def test_internal_errors_answer_a_generic_500_without_details(gateway, mon
     assert response.headers["access-control-allow-origin"] == "*"
 
 
+async def test_deeply_nested_json_answers_400(gateway):
+    body = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    response = await gateway.client.post(
+        "/auth", content=body[:900_000], headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    nested = b"[" * 50_000 + b"]" * 50_000
+    response = await gateway.client.post(
+        "/auth", content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+async def test_oversized_streamed_form_answers_413(gateway):
+    limit = gateway.settings.server.max_body_bytes
+
+    async def chunks():
+        yield b"transaction="
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    response = await gateway.client.post(
+        "/auth", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+
+
 async def test_health(gateway):
     response = await gateway.client.get("/health")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
@@ -182,6 +219,5 @@ async def test_horizon_check_command_reports_an_unreachable_horizon(monkeypatch,
         main, ["horizon", "check", "--config", str(REPO / "config/testnet.toml")]
     )
     assert code == 1
-    assert (
-        "error: horizon.url: http://127.0.0.1:9: Horizon is unavailable" in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "error: horizon.url: Horizon at 127.0.0.1:9 does not answer now" in err

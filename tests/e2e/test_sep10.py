@@ -152,6 +152,21 @@ async def test_existing_account_with_zero_thresholds_still_needs_a_client_signat
     assert "not signed by any client signer" in await post_error(wallet, xdr)
 
 
+async def test_existing_account_with_a_client_domain(gateway):
+    wallet = gateway.wallet()
+    gateway.ledger.create_account(wallet.account, Decimal(100))
+    domain_key = gateway.tomls.serve_signing_key("wallet.test")
+    token = await wallet.token(wallet.keypair, domain_key, client_domain="wallet.test")
+    assert claims(token)["client_domain"] == "wallet.test"
+
+
+async def test_challenge_from_the_future_is_refused(gateway):
+    wallet = gateway.wallet()
+    now = int(time.time())
+    xdr = craft(gateway, wallet.account, min_time=now + 400, max_time=now + 1300)
+    assert "timebounds" in await post_error(wallet, xdr, wallet.keypair)
+
+
 async def test_every_challenge_carries_the_required_shape(gateway):
     wallet = gateway.wallet()
     before = int(time.time())

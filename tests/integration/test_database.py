@@ -136,3 +136,73 @@ async def test_sqlite_writers_of_one_process_queue_instead_of_failing(sqlite_eng
     await asyncio.gather(*(write(i) for i in range(10)))
     async with uow() as u:
         assert await u.challenges.forget_expired(2) == 10
+
+
+async def test_concurrent_autocommit_uses_of_one_challenge_yield_one_winner(engine):
+    uow = UnitOfWorkFactory(engine)
+
+    async def attempt() -> bool:
+        async with uow(autocommit=True) as u:
+            return await u.challenges.consume("9" * 64, 2_000_000_000)
+
+    results = await asyncio.gather(*(attempt() for _ in range(8)))
+    assert results.count(True) == 1
+
+
+async def test_a_unit_of_work_that_cannot_begin_gives_everything_back(sqlite_engine, monkeypatch):
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    uow = UnitOfWorkFactory(sqlite_engine)
+    real_begin = AsyncConnection.begin
+    failures = iter([RuntimeError("database is locked")])
+
+    def begin(self):
+        for exc in failures:
+            raise exc
+        return real_begin(self)
+
+    monkeypatch.setattr(AsyncConnection, "begin", begin)
+    with pytest.raises(RuntimeError):
+        async with uow():
+            pass
+    # The write lock and the connection came back: the next unit of work runs.
+    async with asyncio.timeout(5):
+        async with uow() as u:
+            assert await u.challenges.consume("8" * 64, 1)
+            await u.commit()
+    assert sqlite_engine.pool.checkedout() == 0
+
+
+async def test_tables_match_the_migrations(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from gateway.db.tables import metadata
+
+    def diff(connection):
+        return compare_metadata(MigrationContext.configure(connection), metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_the_sweeper_keeps_challenges_for_a_clock_margin(engine, monkeypatch):
+    from gateway import app as app_module
+    from gateway.deps import Deps
+
+    now = 2_000_000_000
+    uow = UnitOfWorkFactory(engine)
+    async with uow() as u:
+        await u.challenges.consume("1" * 64, now - app_module.CLOCK_MARGIN_SECONDS - 1)
+        await u.challenges.consume("2" * 64, now - 1)  # expired, but within the margin
+        await u.commit()
+    deps = Deps(engine=engine, horizon=None, tomls=None, clock=lambda: now)  # type: ignore[arg-type]
+    monkeypatch.setattr(app_module, "CHALLENGE_SWEEP_SECONDS", 0.01)
+    task = asyncio.create_task(app_module._sweep_used_challenges(deps))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with uow() as u:
+        assert await u.challenges.consume("1" * 64, 1) is True  # swept
+        assert await u.challenges.consume("2" * 64, 1) is False  # still remembered

@@ -108,9 +108,11 @@ async def test_protected_routes_refuse_with_403_json(header):
     assert isinstance(r.json()["error"], str) and r.json()["error"]
 
 
-async def test_refusal_status_is_chosen_per_mount():
-    r = await call("/kyc/me", bearer("garbage"), status=401)
+@pytest.mark.parametrize("header", [None, bearer("garbage")], ids=["missing", "invalid"])
+async def test_refusal_status_is_chosen_per_mount(header):
+    r = await call("/kyc/me", header, status=401)
     assert r.status_code == 401
+    assert r.json()["error"]
 
 
 async def test_public_routes_ignore_the_backend():

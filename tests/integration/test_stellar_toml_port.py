@@ -54,8 +54,10 @@ async def test_failures_are_cached_briefly():
     clock = Clock()
     p = port(router, clock, negative_cache_seconds=5)
     for _ in range(2):
-        with pytest.raises(RemoteTomlError, match="HTTP 503"):
+        with pytest.raises(RemoteTomlError) as info:
             await p.fetch("down.test")
+        # The caller learns nothing about the host beyond "could not be fetched".
+        assert info.value.message == "stellar.toml of down.test could not be fetched"
     assert route.call_count == 1
     clock.now += 6
     with pytest.raises(RemoteTomlError):
@@ -83,10 +85,7 @@ async def test_concurrent_fetches_share_one_request():
 @pytest.mark.parametrize(
     ("response", "message"),
     [
-        (
-            httpx.Response(301, headers={"Location": "http://10.0.0.1/"}),
-            "redirects are not followed",
-        ),
+        (httpx.Response(301, headers={"Location": "http://10.0.0.1/"}), "HTTP 301"),
         (httpx.Response(404), "HTTP 404"),
         (httpx.Response(200, text="x" * 2000), "larger than 1000 bytes"),
         (httpx.Response(200, text="NOT = TOML = ["), "not valid TOML"),
@@ -199,3 +198,75 @@ async def test_guarded_transport_lets_allow_listed_hosts_through(monkeypatch):
         with pytest.raises(OSError):
             await client.get("http://localhost:1/")
     assert seen == ["localhost"]
+
+
+async def test_a_slow_host_is_cut_off_at_the_deadline():
+    router = respx.Router()
+
+    async def trickle(request):
+        await asyncio.sleep(5)
+        return httpx.Response(200, text=TOML)
+
+    router.get("https://slow.test/.well-known/stellar.toml").mock(side_effect=trickle)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(RemoteTomlError, match="deadline passed"):
+        await port(router, timeout_seconds=0.2).fetch("slow.test")
+    assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_compressed_bodies_are_refused_before_unpacking():
+    import gzip
+
+    router = respx.Router()
+    bomb = gzip.compress(b"A = 1\n" * 1_000_000)
+    router.get("https://zip.test/.well-known/stellar.toml").respond(
+        200, content=bomb, headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(RemoteTomlError, match="compressed body"):
+        await port(router).fetch("zip.test")
+    assert router.calls.last.request.headers["accept-encoding"] == "identity"
+
+
+async def test_non_default_ports_are_refused_for_real_hosts():
+    router = respx.Router()
+    with pytest.raises(RemoteTomlError, match="default https port"):
+        await port(router).fetch("wallet.test:8443")
+    assert not router.calls
+
+
+async def test_the_cache_is_bounded(monkeypatch):
+    from gateway.outbound import stellar_toml
+
+    monkeypatch.setattr(stellar_toml, "MAX_CACHED_DOMAINS", 10)
+    router = respx.Router()
+    router.get(url__regex=r"https://.*\.test/.well-known/stellar.toml").respond(404)
+    p = port(router)
+    for i in range(50):
+        with pytest.raises(RemoteTomlError):
+            await p.fetch(f"d{i}.test")
+    assert len(p._cache) == 10
+    assert all(isinstance(v, str) for _, v in p._cache.values())  # messages, not exceptions
+
+
+async def test_guarded_transport_tries_the_next_vetted_address(monkeypatch):
+    import httpcore
+
+    seen = []
+
+    async def resolver(host, port):
+        return ["93.184.216.34", "93.184.216.35"]
+
+    transport = GuardedTransport(resolver=resolver)
+    inner = transport._pool._network_backend._inner
+
+    async def fake_connect(host, port, **kwargs):
+        seen.append(host)
+        if host.endswith(".34"):
+            raise httpcore.ConnectError("refused")
+        raise OSError("stop here")
+
+    monkeypatch.setattr(inner, "connect_tcp", fake_connect)
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(OSError, match="stop here"):
+            await client.get("https://public.test/")
+    assert seen == ["93.184.216.34", "93.184.216.35"]

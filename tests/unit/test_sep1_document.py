@@ -88,3 +88,18 @@ def test_invalid_organization_toml(make_settings):
     assert problems(make_settings(), "ORG = ")[0].startswith(
         "stellar_toml: ../well-known/stellar.toml is not valid TOML"
     )
+
+
+def test_a_secret_seed_anywhere_in_the_organizations_file_is_refused(make_settings):
+    seed = "SBGWSG6BTNCKCOB3DIFBGCVMUPQFYPA2G4O34RMTB343OYPXU5DJDVMN"
+    org = f'URI_REQUEST_SIGNING_KEY = "{seed}"\n' + ORG.replace(
+        'name = "Operations Desk"', f'name = "Operations Desk"\nkeybase = "{seed}"'
+    )
+    problems_found = problems(make_settings(), org)
+    assert problems_found == [
+        "stellar_toml: ../well-known/stellar.toml holds a secret seed at "
+        "URI_REQUEST_SIGNING_KEY; never publish it",
+        "stellar_toml: ../well-known/stellar.toml holds a secret seed at "
+        "PRINCIPALS[0].keybase; never publish it",
+    ]
+    assert all(seed not in p for p in problems_found)

@@ -150,7 +150,8 @@ def test_secret_never_prints_itself():
         ),
         ({"GATEWAY_DATABASE_URL": "sqlite+aiosqlite:///x.db"}, "database.url: mainnet needs"),
         ({"GATEWAY_BASE_URL": "http://anchor.example.com"}, "base_url: mainnet needs an https"),
-        ({"GATEWAY_KYC_VALIDATION": "off"}, "kyc.validation: mainnet refuses"),
+        ({"GATEWAY_KYC_VALIDATION": "off"}, "kyc.validation: mainnet refuses 'off'"),
+        ({"GATEWAY_KYC_VALIDATION": "auto"}, "kyc.validation: mainnet refuses 'auto'"),
         ({"GATEWAY_OUTBOUND_INSECURE_HOSTS": "localhost"}, "outbound.insecure_hosts: must be"),
     ],
 )
@@ -173,7 +174,17 @@ def test_testnet_refuses_the_public_passphrase():
     [
         ({"GATEWAY_BASE_URL": "http://localhost:8000/"}, "base_url: must not end with '/'"),
         ({"GATEWAY_BASE_URL": "localhost:8000"}, "base_url: must be an absolute http(s) URL"),
-        ({"GATEWAY_HOME_DOMAIN": "https://x.test"}, "home_domain: must be a host name"),
+        ({"GATEWAY_HOME_DOMAIN": "https://x.test"}, "home_domain: must be a lower-case host"),
+        ({"GATEWAY_HOME_DOMAIN": "Anchor.test"}, "home_domain: must be a lower-case host"),
+        ({"GATEWAY_HOME_DOMAIN": "x.test\n"}, "home_domain: must be a lower-case host"),
+        ({"GATEWAY_BASE_URL": "https://u:p@anchor.test"}, "base_url: must not carry user"),
+        ({"GATEWAY_BASE_URL": "https://anchor.test/gw"}, "base_url: must be scheme://host"),
+        ({"GATEWAY_BASE_URL": "https://anchor.test:99999"}, "base_url: has an invalid port"),
+        ({"GATEWAY_HORIZON_TIMEOUT_SECONDS": "nan"}, "horizon.timeout_seconds: must be a finite"),
+        ({"GATEWAY_OUTBOUND_TIMEOUT_SECONDS": "inf"}, "outbound.timeout_seconds: must be a fin"),
+        ({"GATEWAY_DATABASE_URL": "sqlite+aiosqlite:///:memory:"}, "database.url: an in-memory"),
+        ({"GATEWAY_HORIZON_URL": "https://h.test/API-KEY"}, "horizon.publish: horizon.url has"),
+        ({"GATEWAY_JWT_SECRETS": "x" * 40}, "GATEWAY_JWT_SECRETS: not a setting"),
         ({"GATEWAY_HOME_DOMAIN": "a" * 60 + ".test"}, "home_domain: "),
         ({"GATEWAY_DATABASE_URL": "mysql://x"}, "database.url: must start with"),
         ({"GATEWAY_SEP10_CLIENT_DOMAIN": "maybe"}, "sep10.client_domain: must be one of"),
@@ -216,3 +227,29 @@ def test_testnet_generates_missing_secrets_and_mainnet_never_does():
 def test_database_commands_load_mainnet_settings_without_secrets():
     s = load_settings(MAINNET, {}, check_secrets=False)
     assert s.signing_secret is None
+
+
+def test_nan_in_the_toml_itself_is_refused(tmp_path):
+    body = TESTNET.read_text().replace("timeout_seconds = 10.0", "timeout_seconds = nan")
+    assert problems_of(write_config(tmp_path, body), {}) == [
+        "horizon.timeout_seconds: must be a finite number (got 'nan')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "web_auth_domain"),
+    [
+        ("http://localhost:8000", "localhost:8000"),
+        ("https://Anchor.Example.com:443", "anchor.example.com"),
+        ("http://anchor.test:80", "anchor.test"),
+        ("https://anchor.test:8443", "anchor.test:8443"),
+    ],
+)
+def test_web_auth_domain_is_the_url_host(base_url, web_auth_domain):
+    s = load_settings(TESTNET, {"GATEWAY_BASE_URL": base_url})
+    assert s.web_auth_domain == web_auth_domain
+
+
+def test_non_setting_gateway_variables_are_allowed():
+    s = load_settings(TESTNET, {"GATEWAY_LOG_LEVEL": "debug", "GATEWAY_SANDBOX_HORIZON": "never"})
+    assert s.network == "testnet"
