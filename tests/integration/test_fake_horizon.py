@@ -44,6 +44,7 @@ from gateway.sandbox.horizon import (
     FaultInjector,
     create_fake_horizon_app,
 )
+from tests.fakes.horizon import funded
 
 PASSPHRASE = Network.TESTNET_NETWORK_PASSPHRASE
 NOW = 1_700_000_000
@@ -72,12 +73,6 @@ def ledger(clock: Clock) -> FakeLedger:
 async def client(ledger: FakeLedger) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=FakeHorizonTransport(ledger), base_url=BASE) as c:
         yield c
-
-
-def funded(ledger: FakeLedger, xlm: str = "100") -> Keypair:
-    keypair = Keypair.random()
-    ledger.create_account(keypair.public_key, xlm)
-    return keypair
 
 
 def build(

@@ -18,6 +18,7 @@ from stellar_sdk import Payment as PaymentOp
 from gateway.errors import HorizonBadResponse, HorizonUnavailable
 from gateway.outbound.horizon import Balance, HttpxHorizon, Payment, Signer
 from gateway.sandbox.horizon import FakeHorizonTransport, FakeLedger
+from tests.fakes.horizon import funded
 
 PASSPHRASE = Network.TESTNET_NETWORK_PASSPHRASE
 NOW = 1_700_000_000
@@ -38,12 +39,6 @@ def transport(ledger: FakeLedger) -> FakeHorizonTransport:
 async def horizon(transport: FakeHorizonTransport) -> AsyncIterator[HttpxHorizon]:
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield HttpxHorizon(client)
-
-
-def funded(ledger: FakeLedger, xlm: str = "100") -> Keypair:
-    keypair = Keypair.random()
-    ledger.create_account(keypair.public_key, xlm)
-    return keypair
 
 
 def payment_xdr(
