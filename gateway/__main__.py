@@ -176,7 +176,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         settings = _load(args)
         generated = missing_testnet_secrets(settings)
-        asyncio.run(_check_wiring(with_generated_secrets(settings)[0]))
+        asyncio.run(_check_wiring(with_generated_secrets(settings, persist=False)[0]))
     except ConfigError as exc:
         return _fail(exc.problems)
     db_problem, db_note = asyncio.run(_database_state(settings))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import tomllib
 import types
@@ -125,10 +126,50 @@ class SepToggles:
 
 @dataclass(frozen=True)
 class KycSettings:
-    # "auto": accept well-formed data with no third-party check (testnet guidance);
-    # "provider": ask the operator's KYC provider; "off": no validation (testnet only).
+    # "auto": accept complete, well-formed data with no third-party check (testnet guidance);
+    # "provider": the operator's KYC provider decides; "off": collect nothing (testnet only).
     validation: Literal["auto", "provider", "off"] = "auto"
+    # Encryption keys of personal data at rest: 32 random bytes, base64. ``old_keys`` still
+    # decrypt until `gateway keys rotate-kyc` has re-encrypted everything with ``key``.
     key: Secret | None = None
+    old_keys: tuple[Secret, ...] = ()
+    provider_url: str = ""
+    provider_secret: Secret | None = None
+    provider_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class CustomerTypeSettings:
+    """A SEP-12 customer type: the fields it needs and when it applies."""
+
+    name: str
+    direction: Literal["sender", "receiver"]
+    description: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    # Fields the customer must confirm with a code sent to them (mobile_number, email_address).
+    verify: tuple[str, ...] = ()
+    # Per asset code, the amount from which this type (instead of the base type) applies.
+    min_amount: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sep12Settings:
+    default_type: str = "sep31-sender"
+    max_file_bytes: int = 5_000_000
+    unattached_file_seconds: int = 86_400
+    verification_code_seconds: int = 600
+    verification_max_attempts: int = 5
+    types: tuple[CustomerTypeSettings, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """Delivery of signed callbacks (SEP-12, SEP-31) and other outgoing messages."""
+
+    timeout_seconds: float = 10.0
+    retry_seconds: tuple[int, ...] = (5, 15, 60, 300, 900)
+    run_in_server: bool = True  # deliver from `gateway serve`, not only `gateway work`
 
 
 @dataclass(frozen=True)
@@ -148,7 +189,11 @@ class Settings:
     sep10: Sep10Settings = field(default_factory=Sep10Settings)
     seps: SepToggles = field(default_factory=SepToggles)
     kyc: KycSettings = field(default_factory=KycSettings)
+    sep12: Sep12Settings = field(default_factory=Sep12Settings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
     assets: tuple[AssetSettings, ...] = ()
+    # Testnet only: where generated secrets are kept so a restart can read its own data.
+    testnet_secrets_file: str = "../data/testnet-secrets.json"
     # Directory of the TOML file; relative paths in settings are resolved against it.
     config_dir: Path = field(default=Path("."), compare=False)
 
@@ -176,7 +221,15 @@ class Settings:
         return p if p.is_absolute() else (self.config_dir / p).resolve()
 
 
-_SECRET_PATHS = frozenset({("signing_secret",), ("jwt_secret",), ("kyc", "key")})
+_SECRET_PATHS = frozenset(
+    {
+        ("signing_secret",),
+        ("jwt_secret",),
+        ("kyc", "key"),
+        ("kyc", "old_keys"),
+        ("kyc", "provider_secret"),
+    }
+)
 # GATEWAY_* names that are not settings: the config path and the scripts' own switches.
 OTHER_ENV_NAMES = frozenset(
     {
@@ -349,7 +402,8 @@ def _coerce(hint: Any, value: Any, path: tuple[str, ...], problems: list[str]) -
     args = typing.get_args(hint)
 
     def bad(expected: str) -> object:
-        shown = "" if path in _SECRET_PATHS else f" (got {str(value)[:60]!r})"
+        secret = (*path[:-1], path[-1].split("[")[0]) in _SECRET_PATHS
+        shown = "" if secret else f" (got {str(value)[:60]!r})"
         source = f" from {env_name(path)}" if from_env else ""
         problems.append(f"{where}: must be {expected}{source}{shown}")
         return _INVALID
@@ -408,6 +462,21 @@ def _coerce(hint: Any, value: Any, path: tuple[str, ...], problems: list[str]) -
         return dec if dec.is_finite() else bad("a finite decimal number")
     if hint is str:
         return str(value) if isinstance(value, str) else bad("a string")
+    if origin is dict:
+        if from_env:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return bad("a JSON object")
+        if not isinstance(value, dict):
+            return bad("a table")
+        table = {}
+        for key, item in value.items():
+            coerced = _coerce(args[1], item, (*path[:-1], f"{path[-1]}.{key}"), problems)
+            if coerced is _INVALID or coerced is None:
+                return _INVALID
+            table[str(key)] = coerced
+        return table
     if origin is tuple:
         item_hint = args[0]
         if from_env:
@@ -555,6 +624,75 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
                 p.append(f"{where}.{name}: must be positive")
         if a.min_amount is not None and a.max_amount is not None and a.min_amount > a.max_amount:
             p.append(f"{where}.min_amount: is greater than max_amount")
+    p.extend(_validate_kyc(s))
+    return p
+
+
+_TYPE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def _validate_kyc(s: Settings) -> list[str]:
+    from gateway.sep9 import CATALOG, VERIFIABLE_FIELDS
+
+    p: list[str] = []
+    k = s.kyc
+    if k.validation == "provider":
+        reason = _is_url(k.provider_url, allow_path=True)
+        if reason:
+            p.append(f"kyc.provider_url: {reason}")
+        elif s.is_mainnet and not k.provider_url.startswith("https://"):
+            p.append("kyc.provider_url: mainnet needs an https:// KYC provider")
+    if not 0 < k.provider_timeout_seconds <= 120:
+        p.append("kyc.provider_timeout_seconds: must be between 0 and 120")
+    c = s.sep12
+    if c.max_file_bytes < 1024 or c.max_file_bytes > 50_000_000:
+        p.append("sep12.max_file_bytes: must be between 1024 and 50000000")
+    if c.verification_code_seconds < 60:
+        p.append("sep12.verification_code_seconds: must be at least 60")
+    if c.verification_max_attempts < 1:
+        p.append("sep12.verification_max_attempts: must be at least 1")
+    names: set[str] = set()
+    assets = {a.code for a in s.assets}
+    base: dict[str, list[str]] = {"sender": [], "receiver": []}
+    for i, t in enumerate(c.types):
+        where = f"sep12.types[{i}]"
+        if not _TYPE_NAME_RE.fullmatch(t.name):
+            p.append(f"{where}.name: must be lower-case letters, digits, - or _")
+        if t.name in names:
+            p.append(f"{where}.name: {t.name} is listed twice")
+        names.add(t.name)
+        for kind in ("required", "optional", "verify"):
+            for f in getattr(t, kind):
+                if f not in CATALOG:
+                    p.append(f"{where}.{kind}: {f!r} is not a SEP-9 field this server collects")
+        if set(t.required) & set(t.optional):
+            p.append(f"{where}.optional: repeats fields of required")
+        for f in t.verify:
+            if f not in VERIFIABLE_FIELDS:
+                p.append(f"{where}.verify: only mobile_number and email_address take a code")
+            elif f not in (*t.required, *t.optional):
+                p.append(f"{where}.verify: {f} is neither required nor optional")
+        for code, amount in t.min_amount.items():
+            if code not in assets:
+                p.append(f"{where}.min_amount: {code} is not a configured asset")
+            if amount <= 0:
+                p.append(f"{where}.min_amount: amounts must be positive")
+        if not t.min_amount:
+            base[t.direction].append(t.name)
+    for direction, found in base.items():
+        if len(found) > 1:
+            p.append(
+                f"sep12.types: {direction} has several base types ({', '.join(found)}); "
+                "give all but one a min_amount"
+            )
+        elif not found and any(t.direction == direction for t in c.types):
+            p.append(f"sep12.types: {direction} needs one base type without min_amount")
+    if c.types and c.default_type not in names:
+        p.append(f"sep12.default_type: {c.default_type!r} is not one of sep12.types")
+    if not 0 < s.outbox.timeout_seconds <= 60:
+        p.append("outbox.timeout_seconds: must be between 0 and 60")
+    if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
+        p.append("outbox.retry_seconds: must list positive delays")
     return p
 
 
@@ -570,39 +708,95 @@ def _validate_secrets(s: Settings) -> list[str]:
             p.append("jwt_secret: mainnet needs GATEWAY_JWT_SECRET (at least 32 bytes)")
     elif len(s.jwt_secret.reveal().encode()) < 32:
         p.append("jwt_secret: GATEWAY_JWT_SECRET must be at least 32 bytes")
-    if s.kyc.key is None and s.is_mainnet:
-        p.append("kyc.key: mainnet needs GATEWAY_KYC_KEY")
+    if s.kyc.key is None:
+        if s.is_mainnet:
+            p.append("kyc.key: mainnet needs GATEWAY_KYC_KEY (32 random bytes, base64)")
+    elif not _is_kyc_key(s.kyc.key.reveal()):
+        p.append("kyc.key: GATEWAY_KYC_KEY must be 32 random bytes in base64")
+    if any(not _is_kyc_key(k.reveal()) for k in s.kyc.old_keys):
+        p.append("kyc.old_keys: each of GATEWAY_KYC_OLD_KEYS must be 32 bytes in base64")
+    if s.kyc.validation == "provider" and s.kyc.provider_secret is None:
+        p.append("kyc.provider_secret: the KYC provider needs GATEWAY_KYC_PROVIDER_SECRET")
     return p
 
 
+def _is_kyc_key(text: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(text.strip(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        try:
+            return len(base64.urlsafe_b64decode(text.strip())) == 32
+        except (binascii.Error, ValueError):
+            return False
+
+
+_GENERATED: tuple[tuple[str, ...], ...] = (("signing_secret",), ("jwt_secret",), ("kyc", "key"))
+
+
+def _get_secret(s: Settings, path: tuple[str, ...]) -> Secret | None:
+    node: Any = s
+    for key in path:
+        node = getattr(node, key)
+    return typing.cast(Secret | None, node)
+
+
 def missing_testnet_secrets(s: Settings) -> list[str]:
-    """Names of the secrets a testnet server will generate at start."""
-    names = []
-    if s.signing_secret is None:
-        names.append(env_name(("signing_secret",)))
-    if s.jwt_secret is None:
-        names.append(env_name(("jwt_secret",)))
-    return names
+    """Names of the secrets a testnet server will generate (or reload) at start."""
+    return [env_name(path) for path in _GENERATED if _get_secret(s, path) is None]
 
 
-def with_generated_secrets(s: Settings) -> tuple[Settings, dict[str, str]]:
-    """On testnet, fill missing secrets with fresh random ones.
-
-    Returns the new settings and the generated values by environment name, so a parent
-    process can hand the same values to its workers.
-    """
+def _new_secret(path: tuple[str, ...]) -> str:
+    import base64
     import secrets as _secrets
 
+    if path == ("signing_secret",):
+        return Keypair.random().secret
+    if path == ("kyc", "key"):
+        return base64.b64encode(_secrets.token_bytes(32)).decode()
+    return _secrets.token_urlsafe(48)
+
+
+def with_generated_secrets(s: Settings, *, persist: bool = True) -> tuple[Settings, dict[str, str]]:
+    """On testnet, fill missing secrets: from ``testnet_secrets_file`` when an earlier start
+    wrote them there, else fresh random ones, which are then written to it (mode 0600) so
+    data encrypted by this run stays readable after a restart.
+
+    Returns the new settings and the filled values by environment name, so a parent process
+    can hand the same values to its workers. Mainnet never gets generated secrets.
+    ``persist=False`` (checks that run nothing) leaves the file alone.
+    """
     if s.is_mainnet:
         return s, {}
-    generated: dict[str, str] = {}
+    missing = [path for path in _GENERATED if _get_secret(s, path) is None]
+    if not missing:
+        return s, {}
+    store = s.resolve_path(s.testnet_secrets_file)
+    try:
+        kept: dict[str, str] = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
+    filled = {}
+    for path in missing:
+        name = env_name(path)
+        filled[name] = kept.get(name) or _new_secret(path)
+    if persist and any(kept.get(name) != value for name, value in filled.items()):
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({**kept, **filled}, out, indent=2)
+        os.replace(tmp, store)
     changes: dict[str, Any] = {}
-    if s.signing_secret is None:
-        value = Keypair.random().secret
-        generated[env_name(("signing_secret",))] = value
-        changes["signing_secret"] = Secret(value)
-    if s.jwt_secret is None:
-        value = _secrets.token_urlsafe(48)
-        generated[env_name(("jwt_secret",))] = value
-        changes["jwt_secret"] = Secret(value)
-    return (dataclasses.replace(s, **changes) if changes else s), generated
+    kyc_changes: dict[str, Any] = {}
+    for path in missing:
+        value = Secret(filled[env_name(path)])
+        if path[0] == "kyc":
+            kyc_changes[path[1]] = value
+        else:
+            changes[path[0]] = value
+    if kyc_changes:
+        changes["kyc"] = dataclasses.replace(s.kyc, **kyc_changes)
+    return dataclasses.replace(s, **changes), filled

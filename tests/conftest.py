@@ -49,6 +49,15 @@ socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
 # -- settings ---------------------------------------------------------------------------------
 
+
+@pytest.fixture(autouse=True)
+def _testnet_secrets_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands under test that generate testnet secrets keep them in the test's folder."""
+    monkeypatch.setenv("GATEWAY_TESTNET_SECRETS_FILE", str(tmp_path / "testnet-secrets.json"))
+
+
 TEST_SIGNING_SECRET = "SBGWSG6BTNCKCOB3DIFBGCVMUPQFYPA2G4O34RMTB343OYPXU5DJDVMN"
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
 

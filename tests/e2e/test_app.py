@@ -199,7 +199,8 @@ def test_config_check_on_mainnet_names_each_missing_secret(capsys):
     assert err == [
         "error: signing_secret: mainnet needs GATEWAY_SIGNING_SECRET (an S... secret seed)",
         "error: jwt_secret: mainnet needs GATEWAY_JWT_SECRET (at least 32 bytes)",
-        "error: kyc.key: mainnet needs GATEWAY_KYC_KEY",
+        "error: kyc.key: mainnet needs GATEWAY_KYC_KEY (32 random bytes, base64)",
+        "error: kyc.provider_secret: the KYC provider needs GATEWAY_KYC_PROVIDER_SECRET",
     ]
 
 

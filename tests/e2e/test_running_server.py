@@ -97,6 +97,7 @@ def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         GATEWAY_HORIZON_URL=f"http://localhost:{horizon_port}",
         GATEWAY_HOME_DOMAIN=f"localhost:{port}",
         GATEWAY_BASE_URL=f"http://localhost:{port}",
+        GATEWAY_TESTNET_SECRETS_FILE=str(tmp / "testnet-secrets.json"),
     )
     horizon = subprocess.Popen(
         [*GATEWAY, "sandbox", "horizon", "--port", str(horizon_port)],
@@ -229,6 +230,7 @@ def test_a_horizon_on_another_network_is_refused(tmp_path):
         wait_until_up(f"http://localhost:{port}/", horizon)
         env.update(
             GATEWAY_CONFIG=str(REPO / "config/testnet.toml"),
+            GATEWAY_TESTNET_SECRETS_FILE=str(tmp_path / "testnet-secrets.json"),
             GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'g.db'}",
             GATEWAY_HORIZON_URL=f"http://localhost:{port}",
         )

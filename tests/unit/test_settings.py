@@ -22,7 +22,8 @@ MAINNET = REPO / "config/mainnet.toml"
 MAINNET_SECRETS = {
     "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
     "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
-    "GATEWAY_KYC_KEY": "k" * 44,
+    "GATEWAY_KYC_KEY": "a2V5LWZvci1rZXktZm9yLWtleS1mb3Ita2V5LWZvci0=",
+    "GATEWAY_KYC_PROVIDER_SECRET": "provider-secret",
 }
 
 
@@ -38,7 +39,11 @@ def test_shipped_testnet_config_loads_without_any_environment():
     assert s.signing_secret is None and s.jwt_secret is None
     assert s.web_auth_domain == "localhost:8000"
     assert s.assets[0].min_amount == Decimal("1")
-    assert missing_testnet_secrets(s) == ["GATEWAY_SIGNING_SECRET", "GATEWAY_JWT_SECRET"]
+    assert missing_testnet_secrets(s) == [
+        "GATEWAY_SIGNING_SECRET",
+        "GATEWAY_JWT_SECRET",
+        "GATEWAY_KYC_KEY",
+    ]
 
 
 def test_shipped_mainnet_config_loads_with_its_secrets():
@@ -76,8 +81,9 @@ def test_environment_overrides_any_setting_with_typed_values():
             "GATEWAY_SEP10_JWT_LIFETIME_SECONDS": "120",
             "GATEWAY_HORIZON_PUBLISH": "false",
             "GATEWAY_OUTBOUND_INSECURE_HOSTS": "localhost, toml.test",
-            "GATEWAY_ASSETS": '[{"code": "EURT", "issuer": '
-            '"GACKTGJUGPKHDQQTLAFUZLT4EEK6ZBEGA5RRM53VBDAOROXSZSIY43FZ", "decimals": 2}]',
+            "GATEWAY_ASSETS": '[{"code": "GWUSD", "issuer": '
+            '"GACKTGJUGPKHDQQTLAFUZLT4EEK6ZBEGA5RRM53VBDAOROXSZSIY43FZ"}, {"code": "EURT", '
+            '"issuer": "GACKTGJUGPKHDQQTLAFUZLT4EEK6ZBEGA5RRM53VBDAOROXSZSIY43FZ", "decimals": 2}]',
         },
     )
     assert s.horizon.url == "http://localhost:8100"
@@ -87,7 +93,7 @@ def test_environment_overrides_any_setting_with_typed_values():
     assert s.sep10.jwt_lifetime_seconds == 120
     assert s.horizon.publish is False
     assert s.outbound.insecure_hosts == ("localhost", "toml.test")
-    assert [a.code for a in s.assets] == ["EURT"]
+    assert [a.code for a in s.assets] == ["GWUSD", "EURT"]
 
 
 def test_badly_typed_override_names_the_setting_and_variable():
@@ -214,12 +220,22 @@ def test_missing_or_broken_config_file_is_one_clear_line(tmp_path):
     assert problems_of(broken, {})[0].startswith(f"GATEWAY_CONFIG: {broken} is not valid TOML")
 
 
-def test_testnet_generates_missing_secrets_and_mainnet_never_does():
-    s, generated = with_generated_secrets(load_settings(TESTNET, {}))
-    assert set(generated) == {"GATEWAY_SIGNING_SECRET", "GATEWAY_JWT_SECRET"}
+def test_testnet_generates_missing_secrets_once_and_mainnet_never_does(tmp_path):
+    store = tmp_path / "secrets.json"
+    env = {"GATEWAY_TESTNET_SECRETS_FILE": str(store)}
+    s, generated = with_generated_secrets(load_settings(TESTNET, env))
+    assert set(generated) == {"GATEWAY_SIGNING_SECRET", "GATEWAY_JWT_SECRET", "GATEWAY_KYC_KEY"}
     assert s.signing_keypair.secret == generated["GATEWAY_SIGNING_SECRET"]
-    again = load_settings(TESTNET, generated)
+    assert s.kyc.key == Secret(generated["GATEWAY_KYC_KEY"])
+    assert store.stat().st_mode & 0o777 == 0o600
+    # A restart reads the same secrets back instead of making new ones.
+    again, reloaded = with_generated_secrets(load_settings(TESTNET, env))
+    assert reloaded == generated
     assert again.signing_keypair.public_key == s.signing_keypair.public_key
+    # Secrets given in the environment win and are not stored.
+    given = {**env, "GATEWAY_JWT_SECRET": "j" * 40}
+    mixed, filled = with_generated_secrets(load_settings(TESTNET, given))
+    assert "GATEWAY_JWT_SECRET" not in filled and mixed.jwt_secret == Secret("j" * 40)
     main = load_settings(MAINNET, MAINNET_SECRETS)
     assert with_generated_secrets(main) == (main, {})
 
@@ -230,7 +246,10 @@ def test_database_commands_load_mainnet_settings_without_secrets():
 
 
 def test_nan_in_the_toml_itself_is_refused(tmp_path):
-    body = TESTNET.read_text().replace("timeout_seconds = 10.0", "timeout_seconds = nan")
+    body = TESTNET.read_text().replace(
+        'horizon-testnet.stellar.org"\ntimeout_seconds = 10.0',
+        'horizon-testnet.stellar.org"\ntimeout_seconds = nan',
+    )
     assert problems_of(write_config(tmp_path, body), {}) == [
         "horizon.timeout_seconds: must be a finite number (got 'nan')"
     ]
