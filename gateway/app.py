@@ -6,33 +6,107 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from gateway import sep1, sep10
 from gateway.db.migrate import schema_status
 from gateway.deps import Deps, build_deps
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
+from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
+from gateway.personal_data import Vault
 from gateway.sep10.routes import PATH as SEP10_PATH
 from gateway.sep10.routes import TOML_KEY as SEP10_TOML_KEY
 from gateway.sep10.routes import routes as sep10_routes
+from gateway.sep12_customer import (
+    CALLBACK_KIND,
+    REVIEW_KIND,
+    CustomerService,
+    provider_review_handler,
+)
+from gateway.sep12_customer import routes as sep12_routes
 from gateway.settings import ConfigError, Settings, load_settings, with_generated_secrets
+from gateway.workers import run_forever
 
 log = logging.getLogger("gateway.app")
 
 CHALLENGE_SWEEP_SECONDS = 600
 CLOCK_MARGIN_SECONDS = 600
+FILE_SWEEP_SECONDS = 600
+OUTBOX_POLL_SECONDS = 1.0
 
 
 class SchemaBehind(RuntimeError):
     pass
+
+
+@dataclass
+class Services:
+    """What create_app built, for workers and commands that run outside HTTP."""
+
+    customers: CustomerService
+    outbox: OutboxDispatcher
+
+
+def build_services(settings: Settings, deps: Deps) -> Services:
+    if settings.kyc.key is None:
+        raise ConfigError(["kyc.key: not set (GATEWAY_KYC_KEY); see `gateway config check`"])
+    vault = Vault.from_texts(settings.kyc.key.reveal(), [k.reveal() for k in settings.kyc.old_keys])
+    customers = CustomerService(
+        settings,
+        uow=deps.uow,
+        vault=vault,
+        notifier=deps.notifier,
+        clock=lambda: datetime.fromtimestamp(deps.clock(), UTC),
+    )
+    handlers: dict[str, Handler] = {}
+    if deps.callbacks is not None:
+        handlers[CALLBACK_KIND] = SignedCallbacks(
+            deps.callbacks, settings.signing_keypair, deps.clock
+        )
+    if deps.kyc_provider is not None:
+        handlers[REVIEW_KIND] = provider_review_handler(customers, deps.kyc_provider)
+    outbox = OutboxDispatcher(
+        deps.uow, handlers, retry_seconds=settings.outbox.retry_seconds, clock=deps.clock
+    )
+    return Services(customers=customers, outbox=outbox)
+
+
+def background_steps(
+    settings: Settings, deps: Deps, services: Services
+) -> list[tuple[str, Callable[[], Awaitable[int | None]], float]]:
+    """(name, step, interval) of the periodic work a serving process also does."""
+
+    async def sweep_challenges() -> int:
+        async with deps.uow() as uow:
+            # A margin for hosts whose clocks disagree: a challenge stays "used" on every
+            # host until all of them consider it expired.
+            await uow.challenges.forget_expired(int(deps.clock()) - CLOCK_MARGIN_SECONDS)
+            await uow.commit()
+        return 0
+
+    async def sweep_files() -> int:
+        async with deps.uow() as uow:
+            await uow.customers.delete_expired_files(datetime.fromtimestamp(deps.clock(), UTC))
+            await uow.commit()
+        return 0
+
+    steps: list[tuple[str, Callable[[], Awaitable[int | None]], float]] = [
+        ("sweep-challenges", sweep_challenges, CHALLENGE_SWEEP_SECONDS),
+        ("sweep-files", sweep_files, FILE_SWEEP_SECONDS),
+    ]
+    if settings.outbox.run_in_server:
+        steps.append(("outbox", services.outbox.deliver_once, OUTBOX_POLL_SECONDS))
+    return steps
 
 
 def create_app(settings: Settings, deps: Deps) -> Starlette:
@@ -62,19 +136,35 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
         tokens=tokens,
         clock=deps.clock,
     )
+    services = build_services(settings, deps)
     endpoints = {SEP10_TOML_KEY: web_auth_endpoint}
+    routes: list[BaseRoute] = [
+        *sep10_routes(web_auth, settings.network_passphrase),
+        Route("/health", _health, methods=["GET"]),
+    ]
+    body_limits: dict[str, int] = {}
+    if settings.seps.sep12:
+        sep12_routes.keep_uploads_in_memory(settings.sep12.max_file_bytes)
+        routes.append(
+            Mount(
+                sep12_routes.PREFIX,
+                routes=sep12_routes.routes(services.customers),
+                middleware=sep10.sep10_middleware(tokens),
+            )
+        )
+        endpoints[sep12_routes.TOML_KEY] = settings.base_url + sep12_routes.PREFIX
+        # A PUT may carry a few ID photos.
+        body_limits[sep12_routes.PREFIX] = max(
+            settings.server.max_body_bytes, 4 * settings.sep12.max_file_bytes + 65536
+        )
+
     org_path = settings.resolve_path(settings.stellar_toml)
     try:
         org_text = org_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"stellar_toml: cannot read {org_path}: {exc.strerror}"]) from None
     toml_body = sep1.render(settings, org_text, endpoints, signing.public_key)
-
-    routes: list[BaseRoute] = [
-        *sep1.routes(toml_body),
-        *sep10_routes(web_auth, settings.network_passphrase),
-        Route("/health", _health, methods=["GET"]),
-    ]
+    routes.extend(sep1.routes(toml_body))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -85,24 +175,34 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
                 f"database schema is at {status.current or 'nothing'}, this code needs "
                 f"{status.head}: run `gateway db upgrade`"
             )
-        sweeper = asyncio.create_task(_sweep_used_challenges(deps))
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(run_forever(name, step, interval=interval, stop=stop))
+            for name, step, interval in background_steps(settings, deps, services)
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await deps.aclose()
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Edge, max_body_bytes=settings.server.max_body_bytes)],
+        middleware=[
+            Middleware(Edge, max_body_bytes=settings.server.max_body_bytes, path_limits=body_limits)
+        ],
         exception_handlers={GatewayError: gateway_error_handler, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.deps = deps
     app.state.tokens = tokens
+    app.state.services = services
     app.state.stellar_toml = toml_body
     return app
 
@@ -117,19 +217,6 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _sweep_used_challenges(deps: Deps) -> None:
-    while True:
-        try:
-            async with deps.uow() as uow:
-                # A margin for hosts whose clocks disagree: a challenge stays "used" on
-                # every host until all of them consider it expired.
-                await uow.challenges.forget_expired(int(deps.clock()) - CLOCK_MARGIN_SECONDS)
-                await uow.commit()
-        except Exception:
-            log.warning("could not sweep used SEP-10 challenges", exc_info=True)
-        await asyncio.sleep(CHALLENGE_SWEEP_SECONDS)
-
-
 def asgi_from_environment() -> Starlette:
     """uvicorn factory: settings from GATEWAY_* variables (the CLI exports generated
     testnet secrets before starting workers, so every worker signs with the same keys)."""
@@ -139,5 +226,5 @@ def asgi_from_environment() -> Starlette:
     settings = load_settings(environ=os.environ)
     settings, generated = with_generated_secrets(settings)
     if generated:
-        log.warning("generated throwaway testnet secrets in this worker: %s", ", ".join(generated))
+        log.warning("testnet secrets filled in this worker: %s", ", ".join(generated))
     return create_app(settings, build_deps(settings))

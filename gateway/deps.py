@@ -13,8 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import __version__
 from gateway.db.engine import create_engine, resolve_url
 from gateway.db.uow import UnitOfWorkFactory
+from gateway.outbound.callbacks import CallbackEndpoints, HttpxCallbackEndpoints
 from gateway.outbound.guarded_network import GuardedTransport
 from gateway.outbound.horizon import Horizon, HttpxHorizon
+from gateway.outbound.kyc_provider import HttpxKycProvider, KycProvider
+from gateway.outbound.notifier import LogNotifier, Notifier
 from gateway.outbound.stellar_toml import HttpxStellarTomls, StellarTomls
 from gateway.settings import Settings
 
@@ -26,6 +29,9 @@ class Deps:
     engine: AsyncEngine
     horizon: Horizon
     tomls: StellarTomls
+    callbacks: CallbackEndpoints | None = None
+    notifier: Notifier = field(default_factory=LogNotifier)
+    kyc_provider: KycProvider | None = None
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     uow: UnitOfWorkFactory = field(init=False)
@@ -73,9 +79,28 @@ def build_deps(settings: Settings) -> Deps:
         cache_seconds=settings.outbound.toml_cache_seconds,
         negative_cache_seconds=settings.outbound.toml_negative_cache_seconds,
     )
+    closers: list[Callable[[], Awaitable[None]]] = [
+        engine.dispose,
+        horizon_client.aclose,
+        outbound_client.aclose,
+    ]
+    kyc_provider = None
+    if settings.kyc.validation == "provider" and settings.kyc.provider_secret is not None:
+        # The operator's own provider may sit on a private network: a plain client.
+        provider_client = httpx.AsyncClient(headers=headers, follow_redirects=False)
+        closers.append(provider_client.aclose)
+        kyc_provider = HttpxKycProvider(
+            provider_client,
+            settings.kyc.provider_url,
+            settings.kyc.provider_secret.reveal(),
+            timeout=settings.kyc.provider_timeout_seconds,
+        )
     return Deps(
         engine=engine,
         horizon=HttpxHorizon(horizon_client),
         tomls=tomls,
-        closers=[engine.dispose, horizon_client.aclose, outbound_client.aclose],
+        # Callback URLs are the clients' choice: the guarded client, public addresses only.
+        callbacks=HttpxCallbackEndpoints(outbound_client),
+        kyc_provider=kyc_provider,
+        closers=closers,
     )

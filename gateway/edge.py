@@ -40,9 +40,19 @@ _EXPOSE = (b"access-control-expose-headers", b"X-Request-ID, Retry-After")
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, path_limits: dict[str, int] | None = None
+    ):
         self.app = app
         self.max_body = max_body_bytes
+        # Larger limits under some path prefixes (file uploads), longest prefix first.
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.path_limits:
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,11 +85,12 @@ class Edge:
                 )
                 await send({"type": "http.response.body", "body": b""})
                 return
+            limit = self._limit(scope.get("path", ""))
             length = _content_length(scope)
-            if length is not None and length > self.max_body:
+            if length is not None and length > limit:
                 await _send_error(send_with_headers, PayloadTooLarge())
                 return
-            await self.app(scope, self._limited(receive), send_with_headers)
+            await self.app(scope, self._limited(receive, limit), send_with_headers)
         except GatewayError as exc:
             if started:
                 log.warning("%s after the response started", type(exc).__name__)
@@ -92,7 +103,7 @@ class Edge:
         finally:
             request_id.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def limited() -> Message:
@@ -100,7 +111,7 @@ class Edge:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > limit:
                     raise PayloadTooLarge()
             return message
 

@@ -60,6 +60,7 @@ def _testnet_secrets_outside_the_repository(
 
 TEST_SIGNING_SECRET = "SBGWSG6BTNCKCOB3DIFBGCVMUPQFYPA2G4O34RMTB343OYPXU5DJDVMN"
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
+TEST_KYC_KEY = "dGVzdC1reWMta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0="
 
 
 def write_config(tmp_path: Path, body: str, name: str = "gateway.toml") -> Path:
@@ -76,6 +77,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         environ = {
             "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
             "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
+            "GATEWAY_KYC_KEY": TEST_KYC_KEY,
             "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
         }
         environ.update(env)

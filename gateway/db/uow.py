@@ -7,7 +7,9 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
+from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
 
 
@@ -15,6 +17,8 @@ class UnitOfWork:
     """``async with uow: ...; await uow.commit()``. Repositories hang off the instance."""
 
     challenges: UsedChallenges
+    customers: Customers
+    outbox: Outbox
 
     def __init__(
         self,
@@ -58,6 +62,8 @@ class UnitOfWork:
             raise
         self._conn = conn
         self.challenges = UsedChallenges(conn)
+        self.customers = Customers(conn)
+        self.outbox = Outbox(conn)
         return self
 
     async def commit(self) -> None:

@@ -18,6 +18,7 @@ from gateway.outbound.horizon import HttpxHorizon
 from gateway.outbound.stellar_toml import HttpxStellarTomls
 from gateway.sandbox.horizon import FakeHorizonTransport, FakeLedger
 from gateway.settings import Settings
+from tests.fakes.callbacks import FakeCallbackEndpoints, FakeNotifier
 from tests.fakes.toml_hosts import TomlHosts
 from tests.fakes.wallet import Wallet
 
@@ -30,6 +31,8 @@ class Gateway:
     ledger: FakeLedger
     horizon_transport: FakeHorizonTransport
     tomls: TomlHosts
+    callbacks: FakeCallbackEndpoints
+    notifier: FakeNotifier
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     @property
@@ -63,17 +66,30 @@ async def gateway(
     horizon_client = httpx.AsyncClient(transport=transport, base_url="http://horizon.test")
     tomls = TomlHosts()
     toml_client = tomls.client()
+    callbacks, notifier = FakeCallbackEndpoints(), FakeNotifier()
     deps = Deps(
         engine=sqlite_engine,
         horizon=HttpxHorizon(horizon_client),
         tomls=HttpxStellarTomls(toml_client, insecure_hosts=settings.outbound.insecure_hosts),
+        callbacks=callbacks,
+        notifier=notifier,
         clock=time.time,
     )
     app = create_app(settings, deps)
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://localhost:8000"
     )
-    gw = Gateway(app, client, settings, ledger, transport, tomls, [horizon_client, toml_client])
+    gw = Gateway(
+        app,
+        client,
+        settings,
+        ledger,
+        transport,
+        tomls,
+        callbacks,
+        notifier,
+        [horizon_client, toml_client],
+    )
     try:
         yield gw
     finally:

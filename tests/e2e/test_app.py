@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount, Route
 
 from gateway import sep1
 from gateway.__main__ import main
@@ -65,9 +65,20 @@ async def test_every_endpoint_in_stellar_toml_resolves_to_a_mounted_route(gatewa
         assert url.startswith(base), key
         suffix, method = PROBE[key]
         path = urlsplit(url + suffix).path
-        scope = {"type": "http", "path": path, "method": method, "root_path": ""}
-        matches = [r.matches(scope)[0] for r in gateway.app.routes if isinstance(r, Route)]
-        assert Match.FULL in matches, f"{key}={url} is not served ({method} {path})"
+        assert served(gateway.app.routes, method, path), f"{key}={url} is not served"
+
+
+def served(routes, method: str, path: str) -> bool:
+    """Whether some route in the tree (mounts included) takes ``method path``."""
+    for route in routes:
+        if isinstance(route, Mount) and path.startswith(route.path + "/"):
+            if served(route.routes, method, path[len(route.path) :]):
+                return True
+        elif isinstance(route, Route):
+            scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+            if route.matches(scope)[0] == Match.FULL:
+                return True
+    return False
 
 
 async def test_unknown_paths_and_methods_answer_json(gateway):

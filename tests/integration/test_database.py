@@ -197,12 +197,22 @@ async def test_the_sweeper_keeps_challenges_for_a_clock_margin(engine, monkeypat
         await u.challenges.consume("2" * 64, now - 1)  # expired, but within the margin
         await u.commit()
     deps = Deps(engine=engine, horizon=None, tomls=None, clock=lambda: now)  # type: ignore[arg-type]
-    monkeypatch.setattr(app_module, "CHALLENGE_SWEEP_SECONDS", 0.01)
-    task = asyncio.create_task(app_module._sweep_used_challenges(deps))
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    steps = dict(
+        (name, step)
+        for name, step, _ in app_module.background_steps(
+            _settings(),
+            deps,
+            None,  # type: ignore[arg-type]
+        )
+        if name == "sweep-challenges"
+    )
+    await steps["sweep-challenges"]()
     async with uow() as u:
         assert await u.challenges.consume("1" * 64, 1) is True  # swept
         assert await u.challenges.consume("2" * 64, 1) is False  # still remembered
+
+
+def _settings():
+    from gateway.settings import load_settings
+
+    return load_settings(REPO / "config/testnet.toml", {"GATEWAY_OUTBOX_RUN_IN_SERVER": "false"})

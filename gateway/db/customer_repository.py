@@ -1,0 +1,496 @@
+"""SQL for SEP-12 customers: identities, sealed fields, files, per-type status, verification
+codes, callbacks and the status history. Values arrive sealed; nothing here decrypts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, null, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import (
+    customer_callbacks,
+    customer_events,
+    customer_fields,
+    customer_files,
+    customer_type_status,
+    customer_verifications,
+    customers,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    id: str
+    account: str
+    memo_type: str
+    memo: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRow:
+    name: str
+    status: str
+    error: str | None
+    key_id: str | None
+    value: bytes | None
+    file_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TypeStatusRow:
+    type: str
+    status: str
+    decision: str | None
+    decision_version: int | None
+    message: str | None
+    review_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: str
+    account: str
+    memo_type: str
+    memo: str
+    customer_id: str | None
+    content_type: str
+    size: int
+    key_id: str
+    content: bytes | None
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRow:
+    code_digest: str
+    expires_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    url: str
+    type: str
+
+
+_CUSTOMER_COLUMNS = (
+    customers.c.id,
+    customers.c.account,
+    customers.c.memo_type,
+    customers.c.memo,
+    customers.c.version,
+)
+
+
+class Customers:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    # -- identity ----------------------------------------------------------------------------
+
+    async def get(self, customer_id: str) -> CustomerRow | None:
+        row = (
+            await self._conn.execute(
+                select(*_CUSTOMER_COLUMNS).where(customers.c.id == customer_id)
+            )
+        ).first()
+        return CustomerRow(*row) if row else None
+
+    async def find(self, account: str, memo_type: str, memo: str) -> CustomerRow | None:
+        row = (
+            await self._conn.execute(
+                select(*_CUSTOMER_COLUMNS).where(
+                    customers.c.account == account,
+                    customers.c.memo_type == memo_type,
+                    customers.c.memo == memo,
+                )
+            )
+        ).first()
+        return CustomerRow(*row) if row else None
+
+    async def find_all(self, account: str, memo_type: str | None, memo: str | None) -> list[str]:
+        """Ids of the account's customers; with a memo, of that one sub-account only."""
+        query = select(customers.c.id).where(customers.c.account == account)
+        if memo_type is not None:
+            query = query.where(customers.c.memo_type == memo_type, customers.c.memo == memo)
+        return [r[0] for r in await self._conn.execute(query)]
+
+    async def create(
+        self, customer_id: str, account: str, memo_type: str, memo: str, now: datetime
+    ) -> None:
+        await self._conn.execute(
+            insert(customers).values(
+                id=customer_id,
+                account=account,
+                memo_type=memo_type,
+                memo=memo,
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def bump_version(self, customer_id: str, now: datetime) -> int:
+        await self._conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(version=customers.c.version + 1, updated_at=now)
+        )
+        version = await self._conn.scalar(
+            select(customers.c.version).where(customers.c.id == customer_id)
+        )
+        return int(version or 0)
+
+    async def delete(self, customer_id: str) -> None:
+        """Erase the customer: fields, files, codes, callbacks and statuses go with it."""
+        for table in (
+            customer_fields,
+            customer_files,
+            customer_verifications,
+            customer_callbacks,
+            customer_type_status,
+        ):
+            await self._conn.execute(delete(table).where(table.c.customer_id == customer_id))
+        await self._conn.execute(delete(customers).where(customers.c.id == customer_id))
+
+    # -- fields ------------------------------------------------------------------------------
+
+    async def fields(self, customer_id: str, *, with_values: bool = False) -> dict[str, FieldRow]:
+        """The customer's fields; sealed values only when asked for (GET needs none)."""
+        c = customer_fields.c
+        value = c.value if with_values else null().label("value")
+        query = select(c.name, c.status, c.error, c.key_id, value, c.file_id).where(
+            c.customer_id == customer_id
+        )
+        return {r[0]: FieldRow(*r) for r in await self._conn.execute(query)}
+
+    async def put_fields(
+        self, customer_id: str, rows: list[FieldRow], existing: set[str], now: datetime
+    ) -> None:
+        """Write ``rows``: one multi-row INSERT for new names, an UPDATE per existing one."""
+        new = [
+            {
+                "customer_id": customer_id,
+                "name": r.name,
+                "key_id": r.key_id,
+                "value": r.value,
+                "file_id": r.file_id,
+                "status": r.status,
+                "error": r.error,
+                "updated_at": now,
+            }
+            for r in rows
+            if r.name not in existing
+        ]
+        if new:
+            await self._conn.execute(insert(customer_fields), new)
+        for r in rows:
+            if r.name in existing:
+                await self._conn.execute(
+                    update(customer_fields)
+                    .where(
+                        customer_fields.c.customer_id == customer_id,
+                        customer_fields.c.name == r.name,
+                    )
+                    .values(
+                        key_id=r.key_id,
+                        value=r.value,
+                        file_id=r.file_id,
+                        status=r.status,
+                        error=r.error,
+                        updated_at=now,
+                    )
+                )
+
+    async def set_field_status(
+        self, customer_id: str, names: list[str], status: str, error: str | None, now: datetime
+    ) -> None:
+        if names:
+            await self._conn.execute(
+                update(customer_fields)
+                .where(
+                    customer_fields.c.customer_id == customer_id,
+                    customer_fields.c.name.in_(names),
+                )
+                .values(status=status, error=error, updated_at=now)
+            )
+
+    async def reseal_fields(
+        self, limit: int, current_key: str
+    ) -> list[tuple[str, str, str, bytes]]:
+        """Up to ``limit`` text fields not sealed with ``current_key``: (customer, name,
+        key id, value)."""
+        rows = await self._conn.execute(
+            select(
+                customer_fields.c.customer_id,
+                customer_fields.c.name,
+                customer_fields.c.key_id,
+                customer_fields.c.value,
+            )
+            .where(customer_fields.c.key_id.is_not(None), customer_fields.c.key_id != current_key)
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def replace_sealed_field(
+        self, customer_id: str, name: str, old_key: str, key_id: str, value: bytes
+    ) -> bool:
+        done = await self._conn.execute(
+            update(customer_fields)
+            .where(
+                customer_fields.c.customer_id == customer_id,
+                customer_fields.c.name == name,
+                customer_fields.c.key_id == old_key,
+            )
+            .values(key_id=key_id, value=value)
+        )
+        return done.rowcount == 1
+
+    # -- per-type status ---------------------------------------------------------------------
+
+    async def type_statuses(self, customer_id: str) -> dict[str, TypeStatusRow]:
+        rows = await self._conn.execute(
+            select(
+                customer_type_status.c.type,
+                customer_type_status.c.status,
+                customer_type_status.c.decision,
+                customer_type_status.c.decision_version,
+                customer_type_status.c.message,
+                customer_type_status.c.review_version,
+            ).where(customer_type_status.c.customer_id == customer_id)
+        )
+        return {r[0]: TypeStatusRow(*r) for r in rows}
+
+    async def save_type_statuses(
+        self, customer_id: str, rows: list[TypeStatusRow], existing: set[str], now: datetime
+    ) -> None:
+        def values(r: TypeStatusRow) -> dict[str, object]:
+            return {
+                "status": r.status,
+                "decision": r.decision,
+                "decision_version": r.decision_version,
+                "message": r.message,
+                "review_version": r.review_version,
+                "updated_at": now,
+            }
+
+        new = [
+            {"customer_id": customer_id, "type": r.type, **values(r)}
+            for r in rows
+            if r.type not in existing
+        ]
+        if new:
+            await self._conn.execute(insert(customer_type_status), new)
+        for r in rows:
+            if r.type in existing:
+                await self._conn.execute(
+                    update(customer_type_status)
+                    .where(
+                        customer_type_status.c.customer_id == customer_id,
+                        customer_type_status.c.type == r.type,
+                    )
+                    .values(**values(r))
+                )
+
+    async def record_events(self, events: list[dict[str, object]]) -> None:
+        """Append history rows: customer_id, type, from_status, to_status, actor, reason, at."""
+        if events:
+            await self._conn.execute(insert(customer_events), events)
+
+    async def events(self, customer_id: str) -> list[dict[str, object]]:
+        rows = await self._conn.execute(
+            select(customer_events)
+            .where(customer_events.c.customer_id == customer_id)
+            .order_by(customer_events.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def add_file(self, row: FileRow) -> None:
+        await self._conn.execute(
+            insert(customer_files).values(
+                id=row.id,
+                account=row.account,
+                memo_type=row.memo_type,
+                memo=row.memo,
+                customer_id=row.customer_id,
+                content_type=row.content_type,
+                size=row.size,
+                key_id=row.key_id,
+                content=row.content,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+            )
+        )
+
+    async def file(self, file_id: str, *, with_content: bool = False) -> FileRow | None:
+        query = select(customer_files).where(customer_files.c.id == file_id)
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return FileRow(
+            m["id"],
+            m["account"],
+            m["memo_type"],
+            m["memo"],
+            m["customer_id"],
+            m["content_type"],
+            m["size"],
+            m["key_id"],
+            m["content"] if with_content else None,
+            m["created_at"],
+            m["expires_at"],
+        )
+
+    async def files_of(self, customer_id: str) -> list[FileRow]:
+        query = (
+            select(
+                customer_files.c.id,
+                customer_files.c.account,
+                customer_files.c.memo_type,
+                customer_files.c.memo,
+                customer_files.c.customer_id,
+                customer_files.c.content_type,
+                customer_files.c.size,
+                customer_files.c.key_id,
+                customer_files.c.created_at,
+                customer_files.c.expires_at,
+            )
+            .where(customer_files.c.customer_id == customer_id)
+            .order_by(customer_files.c.created_at)
+        )
+        return [
+            FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], None, r[8], r[9])
+            for r in await self._conn.execute(query)
+        ]
+
+    async def attach_file(self, file_id: str, customer_id: str) -> None:
+        await self._conn.execute(
+            update(customer_files)
+            .where(customer_files.c.id == file_id)
+            .values(customer_id=customer_id, expires_at=None)
+        )
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._conn.execute(delete(customer_files).where(customer_files.c.id == file_id))
+
+    async def delete_expired_files(self, now: datetime) -> int:
+        done = await self._conn.execute(
+            delete(customer_files).where(
+                and_(customer_files.c.expires_at.is_not(None), customer_files.c.expires_at < now)
+            )
+        )
+        return done.rowcount
+
+    async def delete_unattached_files(
+        self, account: str, memo_type: str | None, memo: str | None
+    ) -> None:
+        query = delete(customer_files).where(
+            customer_files.c.account == account, customer_files.c.customer_id.is_(None)
+        )
+        if memo_type is not None:
+            query = query.where(
+                customer_files.c.memo_type == memo_type, customer_files.c.memo == memo
+            )
+        await self._conn.execute(query)
+
+    async def reseal_files(self, limit: int, current_key: str) -> list[tuple[str, str, bytes]]:
+        rows = await self._conn.execute(
+            select(customer_files.c.id, customer_files.c.key_id, customer_files.c.content)
+            .where(customer_files.c.key_id != current_key)
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def replace_sealed_file(
+        self, file_id: str, old_key: str, key_id: str, content: bytes
+    ) -> bool:
+        done = await self._conn.execute(
+            update(customer_files)
+            .where(customer_files.c.id == file_id, customer_files.c.key_id == old_key)
+            .values(key_id=key_id, content=content)
+        )
+        return done.rowcount == 1
+
+    # -- verification codes ------------------------------------------------------------------
+
+    async def verification(self, customer_id: str, field: str) -> VerificationRow | None:
+        row = (
+            await self._conn.execute(
+                select(
+                    customer_verifications.c.code_digest,
+                    customer_verifications.c.expires_at,
+                    customer_verifications.c.attempts,
+                ).where(
+                    customer_verifications.c.customer_id == customer_id,
+                    customer_verifications.c.field == field,
+                )
+            )
+        ).first()
+        return VerificationRow(*row) if row else None
+
+    async def set_verification(
+        self, customer_id: str, field: str, code_digest: str, expires_at: datetime
+    ) -> None:
+        await self.clear_verification(customer_id, field)
+        await self._conn.execute(
+            insert(customer_verifications).values(
+                customer_id=customer_id,
+                field=field,
+                code_digest=code_digest,
+                expires_at=expires_at,
+                attempts=0,
+            )
+        )
+
+    async def count_verification_attempt(self, customer_id: str, field: str) -> None:
+        await self._conn.execute(
+            update(customer_verifications)
+            .where(
+                customer_verifications.c.customer_id == customer_id,
+                customer_verifications.c.field == field,
+            )
+            .values(attempts=customer_verifications.c.attempts + 1)
+        )
+
+    async def clear_verification(self, customer_id: str, field: str) -> None:
+        await self._conn.execute(
+            delete(customer_verifications).where(
+                customer_verifications.c.customer_id == customer_id,
+                customer_verifications.c.field == field,
+            )
+        )
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    async def callback(self, customer_id: str) -> CallbackRow | None:
+        row = (
+            await self._conn.execute(
+                select(customer_callbacks.c.url, customer_callbacks.c.type).where(
+                    customer_callbacks.c.customer_id == customer_id
+                )
+            )
+        ).first()
+        return CallbackRow(*row) if row else None
+
+    async def set_callback(self, customer_id: str, url: str, type: str, now: datetime) -> None:
+        await self.clear_callback(customer_id)
+        await self._conn.execute(
+            insert(customer_callbacks).values(
+                customer_id=customer_id, url=url, type=type, created_at=now
+            )
+        )
+
+    async def clear_callback(self, customer_id: str) -> None:
+        await self._conn.execute(
+            delete(customer_callbacks).where(customer_callbacks.c.customer_id == customer_id)
+        )
+
+    async def count(self) -> int:
+        return int(await self._conn.scalar(select(func.count()).select_from(customers)) or 0)

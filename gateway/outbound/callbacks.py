@@ -1,0 +1,38 @@
+"""The port to other organizations' callback endpoints (SEP-12 and SEP-31 status callbacks),
+with its httpx adapter. Callback URLs come from clients, so the adapter's client must be the
+guarded one (public addresses only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+
+from gateway.errors import UpstreamError
+
+
+class CallbackFailed(UpstreamError):
+    default_message = "The callback endpoint could not be reached"
+
+
+class CallbackEndpoints(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body`` to ``url``; the HTTP status, or CallbackFailed when none came."""
+
+
+class HttpxCallbackEndpoints:
+    def __init__(self, client: httpx.AsyncClient):
+        self._client = client
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        try:
+            response = await self._client.post(
+                url,
+                content=body,
+                headers={"Content-Type": "application/json", **headers},
+                follow_redirects=False,
+            )
+        except httpx.HTTPError as exc:
+            raise CallbackFailed(detail=type(exc).__name__) from exc
+        return response.status_code

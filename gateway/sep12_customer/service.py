@@ -1,0 +1,841 @@
+"""SEP-12 use cases: customers keyed by their SEP-10 identity, their sealed SEP-9 data, status
+per (customer, type), verification codes, files, deletion, callbacks and KYC reviews.
+
+Every change of a customer runs in one unit of work that also records the status changes it
+causes and queues the callbacks and provider reviews they trigger (the outbox), so none is
+lost or sent for a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from gateway.db.customer_repository import CustomerRow, FieldRow, FileRow, TypeStatusRow
+from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
+from gateway.errors import BadRequest, Forbidden, InvalidField, NotFound, PayloadTooLarge
+from gateway.outbound.kyc_provider import KycProvider, ReviewDecision, ReviewRequest
+from gateway.outbound.notifier import Channel, Notifier
+from gateway.personal_data import UnreadableData, Vault
+from gateway.sep9 import BINARY_FIELDS, CATALOG, FieldError, normalize, sniff_file
+from gateway.sep10 import AuthSession
+from gateway.sep12_customer.model import (
+    FINAL,
+    Decision,
+    Evaluation,
+    FieldStatus,
+    Provided,
+    Status,
+    document,
+    evaluate,
+)
+from gateway.settings import CustomerTypeSettings, Settings
+from gateway.types import UINT64_MAX
+
+log = logging.getLogger("gateway.sep12")
+
+CONTROL_PARAMS = frozenset({"id", "account", "memo", "memo_type", "type", "transaction_id", "lang"})
+CALLBACK_KIND = "sep12_callback"
+REVIEW_KIND = "kyc_review"
+CUSTOMER_NOT_FOUND = "customer with `id` not found"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose customer record a request addresses: an account and, for shared accounts, a
+    memo (``memo_type`` "none" with an empty memo when there is none)."""
+
+    account: str
+    memo_type: str
+    memo: str
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
+class TransactionDirectory(Protocol):
+    """Who owns a transaction (SEP-31 answers it); GET /customer?transaction_id= uses it."""
+
+    async def owner_of(self, transaction_id: str) -> str | None:
+        """The SEP-10 account that created the transaction, or None if it does not exist."""
+
+
+class NoTransactions:
+    async def owner_of(self, transaction_id: str) -> str | None:
+        return None
+
+
+@dataclass
+class _Change:
+    """What one PUT changes, gathered before anything is written."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    file_refs: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CustomerService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        uow: UnitOfWorkFactory,
+        vault: Vault,
+        notifier: Notifier,
+        transactions: TransactionDirectory | None = None,
+        clock: Callable[[], datetime] = _now,
+    ):
+        self._s = settings.sep12
+        self._validation = settings.kyc.validation
+        self._types = {t.name: t for t in settings.sep12.types}
+        self._verify = {f for t in settings.sep12.types for f in t.verify}
+        self._uow = uow
+        self._vault = vault
+        self._notifier = notifier
+        self._transactions = transactions or NoTransactions()
+        self._clock = clock
+        self._insecure_hosts = (
+            frozenset(settings.outbound.insecure_hosts) if not settings.is_mainnet else frozenset()
+        )
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def owner(
+        self,
+        session: AuthSession,
+        account: object = None,
+        memo: object = None,
+        memo_type: object = None,
+    ) -> Owner:
+        """The record a request may address, per SEP-12's shared-account rules."""
+        if account not in (None, "") and account not in (session.account, session.client.muxed):
+            raise Forbidden("account: does not match the authenticated account")
+        if session.memo is not None:
+            if memo not in (None, "") and (
+                str(memo) != session.memo or memo_type not in (None, "", "id")
+            ):
+                raise Forbidden("memo: does not match the memo of the authenticated session")
+            return Owner(session.account, "id", session.memo)
+        if memo in (None, ""):
+            return Owner(session.account, "none", "")
+        kind = "id" if memo_type in (None, "") else memo_type
+        return Owner(session.account, str(kind), _normalize_memo(memo, kind))
+
+    @staticmethod
+    def may_see(session: AuthSession, customer: CustomerRow) -> bool:
+        """A memo-less session speaks for every sub-account of its account; a session with a
+        memo only for that memo's customer."""
+        if customer.account != session.account:
+            return False
+        return session.memo is None or (
+            customer.memo_type == "id" and customer.memo == session.memo
+        )
+
+    async def _customer(
+        self, uow: UnitOfWork, session: AuthSession, params: Mapping[str, Any]
+    ) -> CustomerRow | None:
+        customer_id = params.get("id")
+        if customer_id not in (None, ""):
+            customer = await uow.customers.get(str(customer_id))
+            if customer is None or not self.may_see(session, customer):
+                raise NotFound(CUSTOMER_NOT_FOUND)
+            return customer
+        o = self.owner(session, params.get("account"), params.get("memo"), params.get("memo_type"))
+        return await uow.customers.find(o.account, o.memo_type, o.memo)
+
+    def _type(self, name: object) -> CustomerTypeSettings:
+        if name in (None, ""):
+            name = self._s.default_type
+        spec = self._types.get(str(name))
+        if spec is None:
+            raise InvalidField(
+                "type",
+                "is not a customer type of this server; use one of " + ", ".join(self._types),
+            )
+        return spec
+
+    # -- GET /customer -----------------------------------------------------------------------
+
+    async def get(self, session: AuthSession, params: Mapping[str, Any]) -> dict[str, Any]:
+        spec = self._type(params.get("type"))
+        transaction_id = params.get("transaction_id")
+        if transaction_id not in (None, ""):
+            if params.get("type") in (None, ""):
+                raise InvalidField("type", "is required with transaction_id")
+            if await self._transactions.owner_of(str(transaction_id)) != session.account:
+                raise NotFound("transaction not found")
+        async with self._uow(read_only=True) as uow:
+            customer = await self._customer(uow, session, params)
+            if customer is None:
+                return document(None, spec, Evaluation(Status.NEEDS_INFO, (), None, False), {})
+            provided, decisions = await self._state(uow, customer.id)
+        ev = self._evaluate(spec, provided, decisions.get(spec.name), customer.version)
+        return document(customer.id, spec, ev, provided)
+
+    async def _state(
+        self, uow: UnitOfWork, customer_id: str
+    ) -> tuple[dict[str, Provided], dict[str, TypeStatusRow]]:
+        rows = await uow.customers.fields(customer_id)
+        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
+        return provided, await uow.customers.type_statuses(customer_id)
+
+    def _evaluate(
+        self,
+        spec: CustomerTypeSettings,
+        provided: Mapping[str, Provided],
+        stored: TypeStatusRow | None,
+        version: int,
+    ) -> Evaluation:
+        decision = None
+        if stored is not None and stored.decision is not None:
+            decision = Decision(stored.decision, stored.decision_version or 0, stored.message)
+        ev = evaluate(spec, provided, decision, version, self._validation)
+        if ev.review_due and self._validation == "auto":
+            # Testnet guidance: complete, well-formed data is accepted with no third party.
+            return Evaluation(Status.ACCEPTED, (), None, False)
+        return ev
+
+    async def status_for(
+        self, session: AuthSession, customer_id: str, type_name: str
+    ) -> Status | None:
+        """The customer's status for a type, or None when it is not the caller's (SEP-31)."""
+        spec = self._type(type_name)
+        async with self._uow(read_only=True) as uow:
+            customer = await uow.customers.get(customer_id)
+            if customer is None or not self.may_see(session, customer):
+                return None
+            provided, decisions = await self._state(uow, customer.id)
+        return self._evaluate(spec, provided, decisions.get(spec.name), customer.version).status
+
+    # -- PUT /customer -----------------------------------------------------------------------
+
+    async def put(
+        self, session: AuthSession, fields: Mapping[str, Any], uploads: Mapping[str, Upload]
+    ) -> str:
+        """Create or update the caller's customer; returns its id (202 in SEP-12)."""
+        if fields.get("type") not in (None, ""):
+            self._type(fields["type"])
+        change = self._parse(fields, uploads)
+        if change.codes:
+            await self._check_codes_or_count_attempt(session, fields, change.codes)
+        async with self._uow() as uow:
+            customer = await self._customer(uow, session, fields)
+            now = self._clock()
+            if customer is None:
+                o = self.owner(
+                    session, fields.get("account"), fields.get("memo"), fields.get("memo_type")
+                )
+                customer_id = str(uuid.uuid4())
+                await uow.customers.create(customer_id, o.account, o.memo_type, o.memo, now)
+                customer = CustomerRow(customer_id, o.account, o.memo_type, o.memo, 0)
+            sent_codes = await self._apply(uow, session, customer, change, now)
+            await uow.commit()
+        for field_name, (channel, destination, code) in sent_codes.items():
+            try:
+                await self._notifier.send_code(channel, destination, code, customer.id)
+            except Exception:
+                log.warning(
+                    "could not send the %s code for customer %s",
+                    field_name,
+                    customer.id,
+                    exc_info=True,
+                )
+        return customer.id
+
+    def _parse(self, fields: Mapping[str, Any], uploads: Mapping[str, Upload]) -> _Change:
+        change = _Change()
+        problems: list[str] = []
+        unknown: list[str] = []
+        phone_format = fields.get("mobile_number_format")
+        for name, value in fields.items():
+            if name in CONTROL_PARAMS:
+                continue
+            if name.endswith("_verification"):
+                target = name.removesuffix("_verification")
+                if target not in self._verify:
+                    unknown.append(name)
+                elif not isinstance(value, str | int) or not str(value).strip():
+                    problems.append(f"{name}: must be the code that was sent")
+                else:
+                    change.codes[target] = str(value).strip()
+                continue
+            if name.endswith("_file_id"):
+                target = name.removesuffix("_file_id")
+                if target not in BINARY_FIELDS:
+                    unknown.append(name)
+                elif not isinstance(value, str) or not value:
+                    problems.append(f"{name}: must be the file_id of an uploaded file")
+                else:
+                    change.file_refs[target] = value
+                continue
+            spec = CATALOG.get(name)
+            if spec is None:
+                unknown.append(name)
+            elif spec.kind == "binary":
+                problems.append(
+                    f"{name}: send it as a file (multipart/form-data) or as {name}_file_id"
+                )
+            else:
+                try:
+                    change.texts[name] = normalize(
+                        name, value, phone_format=str(phone_format) if phone_format else None
+                    )
+                except FieldError as exc:
+                    problems.append(str(exc))
+        for name, upload in uploads.items():
+            if name not in BINARY_FIELDS:
+                unknown.append(name)
+                continue
+            problems.extend(self._check_upload(name, upload))
+            change.uploads[name] = upload
+        if unknown:
+            raise BadRequest("not SEP-9 fields this server collects: " + ", ".join(sorted(unknown)))
+        if problems:
+            raise BadRequest("; ".join(problems))
+        return change
+
+    def _check_upload(self, name: str, upload: Upload) -> list[str]:
+        if len(upload.content) > self._s.max_file_bytes:
+            raise PayloadTooLarge(f"{name}: files may be at most {self._s.max_file_bytes} bytes")
+        if not upload.content:
+            return [f"{name}: the file is empty"]
+        detected = sniff_file(upload.content)
+        if detected is None:
+            return [f"{name}: must be a JPEG, PNG or PDF file"]
+        declared = (upload.content_type or "").split(";")[0].strip().lower()
+        if declared not in ("", "application/octet-stream", detected) and not (
+            declared == "image/jpg" and detected == "image/jpeg"
+        ):
+            return [f"{name}: content is {detected}, not the declared {declared}"]
+        return []
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        session: AuthSession,
+        customer: CustomerRow,
+        change: _Change,
+        now: datetime,
+    ) -> dict[str, tuple[Channel, str, str]]:
+        """Write the change; returns the verification codes to send once committed."""
+        existing = await uow.customers.fields(customer.id, with_values=bool(change.texts))
+        fresh_status = (
+            FieldStatus.PROCESSING if self._validation == "provider" else FieldStatus.ACCEPTED
+        )
+        rows: list[FieldRow] = []
+        codes: dict[str, tuple[Channel, str, str]] = {}
+        for name, value in change.texts.items():
+            old = existing.get(name)
+            if old is not None and self._same(customer.id, name, old, value):
+                continue
+            kid, sealed = self._vault.seal_text(value, _field_context(customer.id, name))
+            status = fresh_status
+            if name in self._verify:
+                status = FieldStatus.VERIFICATION_REQUIRED
+                code = f"{secrets.randbelow(1_000_000):06d}"
+                await uow.customers.set_verification(
+                    customer.id,
+                    name,
+                    self._code_digest(customer.id, name, code),
+                    now + timedelta(seconds=self._s.verification_code_seconds),
+                )
+                codes[name] = ("sms" if name == "mobile_number" else "email", value, code)
+            rows.append(FieldRow(name, status, None, kid, sealed, None))
+        for name, upload in change.uploads.items():
+            file_id = await self._store_file(uow, customer, upload, now)
+            rows.append(FieldRow(name, fresh_status, None, None, None, file_id))
+        for name, file_id in change.file_refs.items():
+            await self._attach(uow, session, customer, file_id, name)
+            rows.append(FieldRow(name, fresh_status, None, None, None, file_id))
+        for name in change.codes:  # checked before the transaction began
+            if name not in change.texts:
+                rows.append(self._verified(existing, name, fresh_status))
+                await uow.customers.clear_verification(customer.id, name)
+        for row in rows:
+            old = existing.get(row.name)
+            if old is not None and old.file_id and old.file_id != row.file_id:
+                await uow.customers.delete_file(old.file_id)
+        if rows:
+            await uow.customers.put_fields(customer.id, rows, set(existing), now)
+            version = await uow.customers.bump_version(customer.id, now)
+            customer = CustomerRow(
+                customer.id, customer.account, customer.memo_type, customer.memo, version
+            )
+        await self._refresh(uow, customer, actor=session.sub, reason="customer data", now=now)
+        return codes
+
+    def _same(self, customer_id: str, name: str, old: FieldRow, value: str) -> bool:
+        if old.value is None or old.key_id is None or old.status == FieldStatus.REJECTED:
+            return False
+        try:
+            return (
+                self._vault.open_text(old.key_id, old.value, _field_context(customer_id, name))
+                == value
+            )
+        except UnreadableData:
+            return False
+
+    @staticmethod
+    def _verified(existing: Mapping[str, FieldRow], name: str, status: str) -> FieldRow:
+        old = existing[name]
+        return FieldRow(name, status, None, old.key_id, old.value, old.file_id)
+
+    def _code_digest(self, customer_id: str, name: str, code: str) -> str:
+        return self._vault.digest(f"verification:{customer_id}:{name}:{code}")
+
+    async def _check_codes_or_count_attempt(
+        self, session: AuthSession, params: Mapping[str, Any], codes: Mapping[str, str]
+    ) -> None:
+        """Codes are checked in their own transaction, so a wrong guess is counted even
+        though the request that carried it changes nothing else."""
+        async with self._uow() as uow:
+            customer = await self._customer(uow, session, params)
+            if customer is None:
+                raise NotFound(CUSTOMER_NOT_FOUND)
+            wrong = []
+            now = self._clock()
+            for name, code in codes.items():
+                pending = await uow.customers.verification(customer.id, name)
+                if pending is None or pending.expires_at < now:
+                    wrong.append(
+                        f"{name}_verification: no code is pending or it expired; "
+                        f"send {name} again for a new one"
+                    )
+                elif pending.attempts >= self._s.verification_max_attempts:
+                    wrong.append(
+                        f"{name}_verification: too many wrong codes; send {name} "
+                        "again for a new one"
+                    )
+                elif not secrets.compare_digest(
+                    pending.code_digest, self._code_digest(customer.id, name, code)
+                ):
+                    await uow.customers.count_verification_attempt(customer.id, name)
+                    wrong.append(f"{name}_verification: the code is wrong")
+            await uow.commit()
+        if wrong:
+            raise BadRequest("; ".join(wrong))
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def _store_file(
+        self,
+        uow: UnitOfWork,
+        customer: CustomerRow | None,
+        upload: Upload,
+        now: datetime,
+        owner: Owner | None = None,
+    ) -> str:
+        file_id = str(uuid.uuid4())
+        kid, sealed = self._vault.seal(upload.content, _file_context(file_id))
+        detected = sniff_file(upload.content) or "application/octet-stream"
+        base = owner or Owner(customer.account, customer.memo_type, customer.memo)  # type: ignore[union-attr]
+        await uow.customers.add_file(
+            FileRow(
+                id=file_id,
+                account=base.account,
+                memo_type=base.memo_type,
+                memo=base.memo,
+                customer_id=customer.id if customer else None,
+                content_type=detected,
+                size=len(upload.content),
+                key_id=kid,
+                content=sealed,
+                created_at=now,
+                expires_at=None
+                if customer
+                else now + timedelta(seconds=self._s.unattached_file_seconds),
+            )
+        )
+        return file_id
+
+    async def _attach(
+        self,
+        uow: UnitOfWork,
+        session: AuthSession,
+        customer: CustomerRow,
+        file_id: str,
+        name: str,
+    ) -> None:
+        f = await uow.customers.file(file_id)
+        ok = (
+            f is not None
+            and f.account == session.account
+            and (f.customer_id in (None, customer.id))
+            and (
+                f.memo_type == "none"
+                or (f.memo_type, f.memo) == (customer.memo_type, customer.memo)
+            )
+        )
+        if not ok:
+            raise InvalidField(f"{name}_file_id", "no such file of yours")
+        await uow.customers.attach_file(file_id, customer.id)
+
+    async def upload_file(self, session: AuthSession, upload: Upload | None) -> dict[str, Any]:
+        if upload is None:
+            raise InvalidField("file", "is required (one multipart part named 'file')")
+        problems = self._check_upload("file", upload)
+        if problems:
+            raise BadRequest(problems[0])
+        owner = self.owner(session)
+        async with self._uow() as uow:
+            now = self._clock()
+            file_id = await self._store_file(uow, None, upload, now, owner=owner)
+            await uow.commit()
+            expires = now + timedelta(seconds=self._s.unattached_file_seconds)
+        return {
+            "file_id": file_id,
+            "content_type": sniff_file(upload.content),
+            "size": len(upload.content),
+            "expires_at": _iso(expires),
+            "customer_id": None,
+        }
+
+    async def list_files(self, session: AuthSession, params: Mapping[str, Any]) -> dict[str, Any]:
+        file_id, customer_id = params.get("file_id"), params.get("customer_id")
+        if bool(file_id) == bool(customer_id):
+            raise BadRequest("send exactly one of file_id and customer_id")
+        async with self._uow(read_only=True) as uow:
+            if file_id:
+                f = await uow.customers.file(str(file_id))
+                visible = [f] if f is not None and self._file_visible(session, f) else []
+            else:
+                customer = await uow.customers.get(str(customer_id))
+                visible = (
+                    await uow.customers.files_of(customer.id)
+                    if customer is not None and self.may_see(session, customer)
+                    else []
+                )
+        return {"files": [_file_doc(f) for f in visible]}
+
+    @staticmethod
+    def _file_visible(session: AuthSession, f: FileRow) -> bool:
+        if f.account != session.account:
+            return False
+        return session.memo is None or (f.memo_type, f.memo) == ("id", session.memo)
+
+    # -- verification (deprecated endpoint) --------------------------------------------------
+
+    async def verify(self, session: AuthSession, params: Mapping[str, Any]) -> dict[str, Any]:
+        codes = {k: v for k, v in params.items() if k.endswith("_verification")}
+        if not codes:
+            raise BadRequest("send one or more <field>_verification codes")
+        if params.get("id") in (None, ""):
+            raise InvalidField("id", "is required")
+        await self.put(session, {"id": params["id"], **codes}, {})
+        return await self.get(session, {"id": params["id"], "type": params.get("type")})
+
+    # -- DELETE /customer/{account} ----------------------------------------------------------
+
+    async def delete(self, session: AuthSession, account: str, params: Mapping[str, Any]) -> None:
+        """Erase the customer's personal data (rows, not flags) and record the deletion."""
+        if account not in (session.account, session.client.muxed):
+            raise Forbidden("account: does not match the authenticated account")
+        o = self.owner(session, None, params.get("memo"), params.get("memo_type"))
+        async with self._uow() as uow:
+            customer = await uow.customers.find(o.account, o.memo_type, o.memo)
+            if customer is None:
+                raise NotFound("no customer is stored for this account")
+            now = self._clock()
+            await uow.customers.delete(customer.id)
+            await uow.customers.delete_unattached_files(o.account, o.memo_type, o.memo)
+            await uow.customers.record_events(
+                [
+                    {
+                        "customer_id": customer.id,
+                        "type": None,
+                        "from_status": None,
+                        "to_status": "DELETED",
+                        "actor": session.sub,
+                        "reason": "DELETE /customer",
+                        "at": now,
+                    }
+                ]
+            )
+            await uow.commit()
+
+    # -- PUT /customer/callback --------------------------------------------------------------
+
+    async def set_callback(self, session: AuthSession, params: Mapping[str, Any]) -> None:
+        url = params.get("url")
+        if not isinstance(url, str) or not url:
+            raise InvalidField("url", "is required")
+        _check_callback_url(url, self._insecure_hosts)
+        spec = self._type(params.get("type"))
+        async with self._uow() as uow:
+            customer = await self._customer(uow, session, params)
+            if customer is None:
+                raise NotFound(CUSTOMER_NOT_FOUND)
+            await uow.customers.set_callback(customer.id, url, spec.name, self._clock())
+            await uow.commit()
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        customer_id: str,
+        type_name: str,
+        status: str,
+        reason: str | None,
+        actor: str,
+        rejected_fields: Mapping[str, str] | None = None,
+    ) -> Status:
+        """A reviewer's (operator or provider) decision on the customer's current data."""
+        spec = self._type(type_name)
+        if status not in ("ACCEPTED", "REJECTED", "NEEDS_INFO"):
+            raise InvalidField("status", "must be ACCEPTED, REJECTED or NEEDS_INFO")
+        if status == "REJECTED" and not reason:
+            raise InvalidField("reason", "is required to reject a customer")
+        async with self._uow() as uow:
+            customer = await uow.customers.get(customer_id)
+            if customer is None:
+                raise NotFound("customer not found")
+            now = self._clock()
+            stored = (await uow.customers.type_statuses(customer.id)).get(spec.name)
+            if status == "NEEDS_INFO":
+                unknown = set(rejected_fields or {}) - set(spec.required) - set(spec.optional)
+                if not rejected_fields or unknown:
+                    raise InvalidField("rejected_fields", f"must name fields of {spec.name}")
+                for name, why in rejected_fields.items():
+                    await uow.customers.set_field_status(
+                        customer.id, [name], FieldStatus.REJECTED, why, now
+                    )
+                decision = None
+            else:
+                decision = status
+                names = [*spec.required, *spec.optional]
+                field_status = (
+                    FieldStatus.ACCEPTED if status == "ACCEPTED" else FieldStatus.REJECTED
+                )
+                await uow.customers.set_field_status(customer.id, names, field_status, None, now)
+            row = TypeStatusRow(
+                spec.name,
+                stored.status if stored else Status.NEEDS_INFO,
+                decision,
+                customer.version if decision else None,
+                reason if decision == "REJECTED" else None,
+                stored.review_version if stored else None,
+            )
+            await uow.customers.save_type_statuses(
+                customer.id, [row], {spec.name} if stored else set(), now
+            )
+            result = await self._refresh(uow, customer, actor=actor, reason=reason, now=now)
+            await uow.commit()
+        return result.get(spec.name, Status.NEEDS_INFO)
+
+    async def review(self, provider: KycProvider, body: bytes) -> bool:
+        """Run one queued provider review. False: the provider is still processing it."""
+        job = json.loads(body)
+        customer_id, type_name, version = job["customer_id"], job["type"], job["version"]
+        async with self._uow(read_only=True) as uow:
+            customer = await uow.customers.get(customer_id)
+            if customer is None or customer.version != version:
+                return True  # erased, or newer data has its own review queued
+            rows = await uow.customers.fields(customer.id, with_values=True)
+            spec = self._type(type_name)
+            wanted = set(spec.required) | set(spec.optional)
+            texts: dict[str, str] = {}
+            files: list[tuple[str, str, bytes]] = []
+            for name, row in rows.items():
+                if name not in wanted:
+                    continue
+                if row.file_id:
+                    f = await uow.customers.file(row.file_id, with_content=True)
+                    if f is not None and f.content is not None:
+                        files.append(
+                            (
+                                name,
+                                f.content_type,
+                                self._vault.open(f.key_id, f.content, _file_context(f.id)),
+                            )
+                        )
+                elif row.value is not None and row.key_id is not None:
+                    texts[name] = self._vault.open_text(
+                        row.key_id, row.value, _field_context(customer.id, name)
+                    )
+        decision: ReviewDecision = await provider.review(
+            ReviewRequest(
+                f"{customer_id}:{type_name}:{version}", customer_id, type_name, texts, tuple(files)
+            )
+        )
+        if decision.status == "PROCESSING":
+            return False
+        await self.decide(
+            customer_id,
+            type_name,
+            decision.status,
+            decision.message,
+            actor="kyc-provider",
+            rejected_fields=decision.rejected_fields,
+        )
+        return True
+
+    # -- status bookkeeping ------------------------------------------------------------------
+
+    async def _refresh(
+        self,
+        uow: UnitOfWork,
+        customer: CustomerRow,
+        *,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+    ) -> dict[str, Status]:
+        """Re-evaluate every type; store changed statuses, record them, and queue the
+        callbacks and reviews they call for."""
+        provided, stored = await self._state(uow, customer.id)
+        callback = await uow.customers.callback(customer.id)
+        changed: list[TypeStatusRow] = []
+        events: list[dict[str, object]] = []
+        result: dict[str, Status] = {}
+        for spec in self._types.values():
+            old = stored.get(spec.name)
+            ev = self._evaluate(spec, provided, old, customer.version)
+            result[spec.name] = ev.status
+            review_version = old.review_version if old else None
+            if (
+                ev.review_due
+                and self._validation == "provider"
+                and review_version != customer.version
+            ):
+                review_version = customer.version
+                body = json.dumps(
+                    {"customer_id": customer.id, "type": spec.name, "version": customer.version}
+                ).encode()
+                await uow.outbox.add(
+                    str(uuid.uuid4()), REVIEW_KIND, "kyc-provider", body, customer.id, now
+                )
+            if old is not None and old.status == ev.status and old.review_version == review_version:
+                continue
+            changed.append(
+                TypeStatusRow(
+                    spec.name,
+                    ev.status,
+                    old.decision if old else None,
+                    old.decision_version if old else None,
+                    old.message if old else None,
+                    review_version,
+                )
+            )
+            if old is None or old.status != ev.status:
+                events.append(
+                    {
+                        "customer_id": customer.id,
+                        "type": spec.name,
+                        "from_status": old.status if old else None,
+                        "to_status": str(ev.status),
+                        "actor": actor,
+                        "reason": reason,
+                        "at": now,
+                    }
+                )
+                if callback is not None and callback.type == spec.name:
+                    body = json.dumps(
+                        document(customer.id, spec, ev, provided), separators=(",", ":")
+                    ).encode()
+                    await uow.outbox.add(
+                        str(uuid.uuid4()), CALLBACK_KIND, callback.url, body, customer.id, now
+                    )
+                    if ev.status in FINAL:
+                        await uow.customers.clear_callback(customer.id)
+        if changed:
+            await uow.customers.save_type_statuses(customer.id, changed, set(stored), now)
+        await uow.customers.record_events(events)
+        return result
+
+    # -- personal data for other packages ----------------------------------------------------
+
+    async def personal_data(self, customer_id: str) -> dict[str, str]:
+        """The customer's text fields in clear (SEP-3 dest_info, payout destinations)."""
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.customers.fields(customer_id, with_values=True)
+        return {
+            name: self._vault.open_text(r.key_id, r.value, _field_context(customer_id, name))
+            for name, r in rows.items()
+            if r.value is not None and r.key_id is not None
+        }
+
+
+def _field_context(customer_id: str, name: str) -> str:
+    return f"customer_field:{customer_id}:{name}"
+
+
+def _file_context(file_id: str) -> str:
+    return f"customer_file:{file_id}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file_doc(f: FileRow) -> dict[str, Any]:
+    return {
+        "file_id": f.id,
+        "content_type": f.content_type,
+        "size": f.size,
+        "expires_at": _iso(f.expires_at) if f.expires_at else None,
+        "customer_id": f.customer_id,
+    }
+
+
+def _normalize_memo(memo: object, kind: object) -> str:
+    text = str(memo).strip()
+    if kind == "id":
+        if not text.isdigit() or not 0 < int(text) <= UINT64_MAX:
+            raise InvalidField("memo", "must be a positive integer (memo_type id)")
+        return str(int(text))
+    if kind == "text":
+        if len(text.encode()) > 28:
+            raise InvalidField("memo", "a text memo is at most 28 bytes")
+        return text
+    if kind == "hash":
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise InvalidField("memo", "a hash memo is 32 bytes in base64")
+        return base64.b64encode(raw).decode()
+    raise InvalidField("memo_type", "must be id, text or hash")
+
+
+def _check_callback_url(url: str, insecure_hosts: frozenset[str]) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if len(url) > 2048 or not host or "@" in parts.netloc:
+        raise InvalidField("url", "must be an absolute https URL")
+    if parts.scheme == "https" or (parts.scheme == "http" and host in insecure_hosts):
+        return
+    raise InvalidField("url", "must use https")
+
+
+PROVIDER_POLL_SECONDS = 600
+
+
+def provider_review_handler(service: CustomerService, provider: KycProvider) -> Any:
+    """The outbox handler of queued KYC reviews."""
+    from gateway.outbox import DeliveryWaiting
+
+    async def handle(row: Any) -> None:
+        if not await service.review(provider, row.body):
+            raise DeliveryWaiting(PROVIDER_POLL_SECONDS, "the KYC provider is still reviewing")
+
+    return handle
