@@ -1,14 +1,23 @@
-"""The ``gateway`` command: serve, db, keys, config, horizon check, sandbox horizon."""
+"""The ``gateway`` command: serve, work, db, keys, kyc, outbox, config, horizon, sandbox."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
+import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stellar_sdk import Keypair
+
+if TYPE_CHECKING:
+    from gateway.app import Services
+    from gateway.deps import Deps
 
 from gateway.settings import (
     CONFIG_ENV,
@@ -196,6 +205,188 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[tuple[Deps, Services]]:
+    """The app's services without HTTP, for commands and workers."""
+    from gateway.app import build_services
+    from gateway.deps import build_deps
+
+    deps = build_deps(settings)
+    try:
+        yield deps, build_services(settings, deps)
+    finally:
+        await deps.aclose()
+
+
+def _load_for_work(args: argparse.Namespace) -> Settings:
+    settings, generated = with_generated_secrets(_load(args))
+    os.environ.update(generated)
+    return settings
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    """Background work without HTTP: outbox delivery, KYC reviews, sweeps."""
+    from gateway.app import background_steps
+    from gateway.logs import configure_logging
+    from gateway.workers import run_forever
+
+    configure_logging(args.log_level)
+    try:
+        settings = _load_for_work(args)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    settings = dataclasses.replace(
+        settings, outbox=dataclasses.replace(settings.outbox, run_in_server=True)
+    )
+
+    async def run() -> None:
+        async with _services(settings) as (deps, services):
+            steps = background_steps(settings, deps, services)
+            if args.once:
+                for _, step, _ in steps:
+                    await step()
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await asyncio.gather(*(run_forever(n, s, interval=i, stop=stop) for n, s, i in steps))
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_kyc_decide(args: argparse.Namespace) -> int:
+    from gateway.errors import GatewayError
+
+    try:
+        settings = _load_for_work(args)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> str:
+        async with _services(settings) as (_, services):
+            status = await services.customers.decide(
+                args.customer_id, args.type, args.status, args.reason, actor="operator:cli"
+            )
+        return str(status)
+
+    try:
+        status = asyncio.run(run())
+    except GatewayError as exc:
+        return _fail([exc.message], code=1)
+    print(f"customer {args.customer_id} is {status} for {args.type}")
+    return 0
+
+
+def cmd_kyc_show(args: argparse.Namespace) -> int:
+    try:
+        settings = _load_for_work(args)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> dict[str, Any] | None:
+        async with _services(settings) as (deps, _):
+            async with deps.uow(read_only=True) as uow:
+                customer = await uow.customers.get(args.customer_id)
+                if customer is None:
+                    return None
+                statuses = await uow.customers.type_statuses(customer.id)
+                fields = await uow.customers.fields(customer.id)
+                events = await uow.customers.events(customer.id)
+        return {
+            "id": customer.id,
+            "version": customer.version,
+            "types": {
+                t: {"status": r.status, "decision": r.decision, "message": r.message}
+                for t, r in statuses.items()
+            },
+            "fields": {n: {"status": r.status, "error": r.error} for n, r in fields.items()},
+            "events": events,
+        }
+
+    shown = asyncio.run(run())
+    if shown is None:
+        return _fail(["customer not found"], code=1)
+    print(json.dumps(shown, indent=2, default=str))
+    return 0
+
+
+def cmd_keys_rotate_kyc(args: argparse.Namespace) -> int:
+    from gateway.personal_data import Vault
+    from gateway.sep12_customer.rotation import rotate
+
+    try:
+        settings = _load_for_work(args)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    assert settings.kyc.key is not None
+    vault = Vault.from_texts(settings.kyc.key.reveal(), [k.reveal() for k in settings.kyc.old_keys])
+
+    async def run() -> Any:
+        async with _services(settings) as (deps, _):
+            return await rotate(deps.uow, vault, args.batch)
+
+    report = asyncio.run(run())
+    print(f"re-sealed {report.resealed} values under key {vault.current_id}")
+    if report.left:
+        left = ", ".join(f"{k} ({n})" for k, n in sorted(report.left.items()))
+        return _fail(
+            [f"kyc.old_keys: values sealed with keys not in GATEWAY_KYC_OLD_KEYS remain: {left}"],
+            code=1,
+        )
+    return 0
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> list[dict[str, Any]]:
+        from gateway.db.uow import UnitOfWorkFactory
+        from gateway.deps import build_engine
+
+        engine = build_engine(settings)
+        try:
+            async with UnitOfWorkFactory(engine)(read_only=True) as uow:
+                return await uow.outbox.list(args.status, args.kind, args.limit)
+        finally:
+            await engine.dispose()
+
+    for row in asyncio.run(run()):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_outbox_redeliver(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> bool:
+        from datetime import UTC, datetime
+
+        from gateway.db.uow import UnitOfWorkFactory
+        from gateway.deps import build_engine
+
+        engine = build_engine(settings)
+        try:
+            async with UnitOfWorkFactory(engine)() as uow:
+                done = await uow.outbox.redeliver(args.id, datetime.now(UTC))
+                await uow.commit()
+                return done
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        return _fail([f"no dead message {args.id}"], code=1)
+    print(f"message {args.id} queued again")
+    return 0
+
+
 def cmd_horizon_check(args: argparse.Namespace) -> int:
     from gateway.settings import url_host
 
@@ -252,6 +443,48 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("generate", help="print a fresh signing keypair").set_defaults(
         func=cmd_keys_generate
     )
+    rotate = with_config(
+        keys.add_parser(
+            "rotate-kyc",
+            help="re-seal personal data under GATEWAY_KYC_KEY (old keys in "
+            "GATEWAY_KYC_OLD_KEYS), in batches, while the gateway runs",
+        )
+    )
+    rotate.add_argument("--batch", type=int, default=200)
+    rotate.set_defaults(func=cmd_keys_rotate_kyc)
+
+    work = with_config(
+        sub.add_parser(
+            "work", help="background work without HTTP: outbox delivery, KYC reviews, sweeps"
+        )
+    )
+    work.add_argument("--once", action="store_true", help="one pass, then exit")
+    work.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    work.set_defaults(func=cmd_work)
+
+    kyc = sub.add_parser("kyc", help="customers' KYC").add_subparsers(dest="kyc", required=True)
+    decide = with_config(kyc.add_parser("decide", help="accept or reject a customer for a type"))
+    decide.add_argument("customer_id")
+    decide.add_argument("--type", required=True)
+    decide.add_argument("--status", required=True, choices=["ACCEPTED", "REJECTED"])
+    decide.add_argument("--reason")
+    decide.set_defaults(func=cmd_kyc_decide)
+    show = with_config(
+        kyc.add_parser("show", help="a customer's statuses and history (no personal data)")
+    )
+    show.add_argument("customer_id")
+    show.set_defaults(func=cmd_kyc_show)
+
+    box = sub.add_parser("outbox", help="outgoing callbacks and messages")
+    box_sub = box.add_subparsers(dest="outbox", required=True)
+    listing = with_config(box_sub.add_parser("list", help="messages, oldest first"))
+    listing.add_argument("--status", choices=["pending", "sent", "dead"])
+    listing.add_argument("--kind")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(func=cmd_outbox_list)
+    again = with_config(box_sub.add_parser("redeliver", help="queue a dead message again"))
+    again.add_argument("id")
+    again.set_defaults(func=cmd_outbox_redeliver)
 
     config = sub.add_parser("config", help="settings").add_subparsers(dest="cfg", required=True)
     with_config(config.add_parser("check", help="load and validate settings")).set_defaults(

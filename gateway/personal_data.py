@@ -81,3 +81,6 @@ class Vault:
 
     def is_current(self, kid: str) -> bool:
         return kid == self.current_id
+
+    def key_ids(self) -> list[str]:
+        return list(self._keys)

@@ -219,11 +219,11 @@ class Customers:
                 .values(status=status, error=error, updated_at=now)
             )
 
-    async def reseal_fields(
-        self, limit: int, current_key: str
+    async def sealed_fields_under(
+        self, key_ids: list[str], limit: int
     ) -> list[tuple[str, str, str, bytes]]:
-        """Up to ``limit`` text fields not sealed with ``current_key``: (customer, name,
-        key id, value)."""
+        """Up to ``limit`` text fields sealed with one of ``key_ids``: (customer, name, key
+        id, value)."""
         rows = await self._conn.execute(
             select(
                 customer_fields.c.customer_id,
@@ -231,10 +231,21 @@ class Customers:
                 customer_fields.c.key_id,
                 customer_fields.c.value,
             )
-            .where(customer_fields.c.key_id.is_not(None), customer_fields.c.key_id != current_key)
+            .where(customer_fields.c.key_id.in_(key_ids))
             .limit(limit)
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def sealed_key_ids(self) -> dict[str, int]:
+        """How many fields and files each key id seals."""
+        counts: dict[str, int] = {}
+        for column in (customer_fields.c.key_id, customer_files.c.key_id):
+            rows = await self._conn.execute(
+                select(column, func.count()).where(column.is_not(None)).group_by(column)
+            )
+            for kid, n in rows:
+                counts[kid] = counts.get(kid, 0) + int(n)
+        return counts
 
     async def replace_sealed_field(
         self, customer_id: str, name: str, old_key: str, key_id: str, value: bytes
@@ -400,10 +411,12 @@ class Customers:
             )
         await self._conn.execute(query)
 
-    async def reseal_files(self, limit: int, current_key: str) -> list[tuple[str, str, bytes]]:
+    async def sealed_files_under(
+        self, key_ids: list[str], limit: int
+    ) -> list[tuple[str, str, bytes]]:
         rows = await self._conn.execute(
             select(customer_files.c.id, customer_files.c.key_id, customer_files.c.content)
-            .where(customer_files.c.key_id != current_key)
+            .where(customer_files.c.key_id.in_(key_ids))
             .limit(limit)
         )
         return [(r[0], r[1], r[2]) for r in rows]
