@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -38,12 +39,19 @@ class Conn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        for name, value in (headers or {}).items():
+            head += f"{name}: {value}\r\n"
         if body:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + body)
@@ -84,6 +92,7 @@ class Target:
     def __init__(self, base: str, toml: dict[str, Any]):
         self.base = base
         self.toml_path = "/.well-known/stellar.toml"
+        self.kyc_path = urlsplit(toml.get("KYC_SERVER", "")).path + "/customer"
         auth = urlsplit(toml["WEB_AUTH_ENDPOINT"])
         self.auth_path = auth.path
         self.auth_host = auth.hostname or "localhost"
@@ -126,7 +135,7 @@ async def op_challenge(target: Target, conn: Conn, kp: tuple[str, SigningKey, by
     return str(json.loads(body)["transaction"])
 
 
-async def op_token(target: Target, conn: Conn, kp: tuple[str, SigningKey, bytes]) -> None:
+async def op_token(target: Target, conn: Conn, kp: tuple[str, SigningKey, bytes]) -> str:
     xdr = await op_challenge(target, conn, kp)
     signed = sign_challenge(target, xdr, kp[1], kp[2])
     status, body = await conn.request(
@@ -134,9 +143,59 @@ async def op_token(target: Target, conn: Conn, kp: tuple[str, SigningKey, bytes]
     )
     if status != 200 or b"token" not in body:
         raise RuntimeError(f"token HTTP {status}: {body[:200]!r}")
+    return str(json.loads(body)["token"])
 
 
-OPS = {"toml": op_toml, "sep10-challenge": op_challenge, "sep10-token": op_token}
+_memos = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
+
+
+def customer_body(n: int) -> bytes:
+    """What anchorbench's sep12-put sends: a new customer (fresh memo) with SEP-9 fields."""
+    return json.dumps(
+        {
+            "memo": str(next(_memos)),
+            "memo_type": "id",
+            "first_name": "Alice",
+            "last_name": f"Bench{n}",
+            "email_address": f"sender{n}@example.com",
+            "address": f"{n} Benchmark Street",
+            "city": "Springfield",
+            "address_country_code": "USA",
+        }
+    ).encode()
+
+
+async def put_customer(target: Target, conn: Conn, token: str, n: int) -> str:
+    status, body = await conn.request(
+        "PUT", target.kyc_path, customer_body(n), headers={"Authorization": f"Bearer {token}"}
+    )
+    if status not in (200, 202):
+        raise RuntimeError(f"PUT /customer HTTP {status}: {body[:200]!r}")
+    return str(json.loads(body)["id"])
+
+
+async def op_sep12_put(target: Target, conn: Conn, state: dict[str, Any]) -> None:
+    state["n"] += 1
+    await put_customer(target, conn, state["token"], state["n"])
+
+
+async def op_sep12_get(target: Target, conn: Conn, state: dict[str, Any]) -> None:
+    status, body = await conn.request(
+        "GET",
+        f"{target.kyc_path}?id={state['customer_id']}",
+        headers={"Authorization": f"Bearer {state['token']}"},
+    )
+    if status != 200 or b'"status"' not in body:
+        raise RuntimeError(f"GET /customer HTTP {status}: {body[:200]!r}")
+
+
+OPS = {
+    "toml": op_toml,
+    "sep10-challenge": op_challenge,
+    "sep10-token": op_token,
+    "sep12-put": op_sep12_put,
+    "sep12-get": op_sep12_get,
+}
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -207,10 +266,15 @@ async def main() -> None:
             target.auth_host if args.scenario != "toml" else host,
             target.auth_port if args.scenario != "toml" else port,
         )
+        client: Any = keys[i]
+        if args.scenario.startswith("sep12"):  # untimed setup: a token and one customer
+            token = await op_token(target, conn, keys[i])
+            client = {"token": token, "n": i * 10_000_000}
+            client["customer_id"] = await put_customer(target, conn, token, i)
         while not state["stop"]:
             t0 = time.perf_counter()
             try:
-                await op(target, conn, keys[i])
+                await op(target, conn, client)
             except Exception as exc:
                 if state["measure"]:
                     key = type(exc).__name__ + ": " + str(exc)[:60]

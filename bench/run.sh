@@ -6,8 +6,8 @@
 #   DB=sqlite|postgresql                                  the gateway's database
 #   SHARED=../shared                                      where anchorbench and the peer live
 #   PEER=1                                                also measure django-polaris
-#   CLIENTS="anchorbench leanload"                        load generators (leanload: toml
-#                                                         and sep10-* only; see its docstring)
+#   CLIENTS="anchorbench leanload"                        load generators (leanload: toml,
+#                                                         sep10-* and sep12-*; see its docstring)
 # Results: one JSON line per run in bench/results/<stamp>.jsonl and a median table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +80,7 @@ run() {  # client target-name base-url watch-pid scenario
 
 for scenario in "${scenarios[@]}"; do
   for client in $CLIENTS; do
-    case "$client:$scenario" in leanload:sep12-*|leanload:sep31-*) continue ;; esac
+    case "$client:$scenario" in leanload:sep31-*) continue ;; esac
     for i in $(seq 1 "$RUNS"); do
       echo "[$scenario $client run $i/$RUNS]" >&2
       [ "$PEER" = 1 ] && run "$client" polaris http://127.0.0.1:8001 "$peer_pid" "$scenario"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, null, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import (
@@ -18,6 +18,7 @@ from gateway.db.tables import (
     customer_verifications,
     customers,
 )
+from gateway.db.types import UtcDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,27 +122,30 @@ class Customers:
 
     async def create(
         self, customer_id: str, account: str, memo_type: str, memo: str, now: datetime
-    ) -> None:
-        await self._conn.execute(
-            insert(customers).values(
-                id=customer_id,
-                account=account,
-                memo_type=memo_type,
-                memo=memo,
-                version=0,
-                created_at=now,
-                updated_at=now,
-            )
+    ) -> bool:
+        """Insert the customer at version 1; False when this identity exists already."""
+        done = await self._conn.execute(
+            text(
+                "INSERT INTO customers (id, account, memo_type, memo, version, created_at, "
+                "updated_at) VALUES (:id, :account, :memo_type, :memo, 1, :now, :now) "
+                "ON CONFLICT (account, memo_type, memo) DO NOTHING"
+            ).bindparams(bindparam("now", type_=UtcDateTime)),
+            {
+                "id": customer_id,
+                "account": account,
+                "memo_type": memo_type,
+                "memo": memo,
+                "now": now,
+            },
         )
+        return done.rowcount == 1
 
     async def bump_version(self, customer_id: str, now: datetime) -> int:
-        await self._conn.execute(
+        version = await self._conn.scalar(
             update(customers)
             .where(customers.c.id == customer_id)
             .values(version=customers.c.version + 1, updated_at=now)
-        )
-        version = await self._conn.scalar(
-            select(customers.c.version).where(customers.c.id == customer_id)
+            .returning(customers.c.version)
         )
         return int(version or 0)
 

@@ -43,7 +43,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         else:
             kwargs.update(pool_size=min(pool_size, 4), max_overflow=4)
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # No pre-ping: it costs a round trip per checkout. A connection that died with a
+        # server restart is detected on use and the pool is invalidated, so one request
+        # per pooled connection may fail once after a restart.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -47,7 +47,16 @@ class UnitOfWork:
         try:
             conn = await self._engine.connect()
             if self._read_only:
-                conn = await conn.execution_options(**READ_ONLY)
+                # SQLite: a snapshot (plain BEGIN). PostgreSQL: autocommit, as its default
+                # READ COMMITTED gives each statement its own snapshot anyway, and this saves
+                # the BEGIN and COMMIT round trips.
+                conn = await conn.execution_options(
+                    **(
+                        READ_ONLY
+                        if is_sqlite(str(self._engine.url))
+                        else {"isolation_level": "AUTOCOMMIT"}
+                    )
+                )
             elif self._autocommit:
                 if is_sqlite(str(self._engine.url)):
                     conn = await conn.execution_options(**SQLITE_AUTOCOMMIT)

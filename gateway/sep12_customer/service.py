@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from gateway.db.customer_repository import CustomerRow, FieldRow, FileRow, TypeStatusRow
+from gateway.db.customer_repository import (
+    CallbackRow,
+    CustomerRow,
+    FieldRow,
+    FileRow,
+    TypeStatusRow,
+)
 from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
 from gateway.errors import BadRequest, Forbidden, InvalidField, NotFound, PayloadTooLarge
 from gateway.outbound.kyc_provider import KycProvider, ReviewDecision, ReviewRequest
@@ -236,16 +242,21 @@ class CustomerService:
         if change.codes:
             await self._check_codes_or_count_attempt(session, fields, change.codes)
         async with self._uow() as uow:
-            customer = await self._customer(uow, session, fields)
             now = self._clock()
-            if customer is None:
+            customer: CustomerRow | None = None
+            if fields.get("id") in (None, ""):
+                # The common case, a new customer, costs one INSERT and no look-ups.
                 o = self.owner(
                     session, fields.get("account"), fields.get("memo"), fields.get("memo_type")
                 )
                 customer_id = str(uuid.uuid4())
-                await uow.customers.create(customer_id, o.account, o.memo_type, o.memo, now)
-                customer = CustomerRow(customer_id, o.account, o.memo_type, o.memo, 0)
-            sent_codes = await self._apply(uow, session, customer, change, now)
+                if await uow.customers.create(customer_id, o.account, o.memo_type, o.memo, now):
+                    customer = CustomerRow(customer_id, o.account, o.memo_type, o.memo, 1)
+                    sent_codes = await self._apply(uow, session, customer, change, now, new=True)
+            if customer is None:
+                customer = await self._customer(uow, session, fields)
+                assert customer is not None  # by id: 404 raised; by owner: it exists now
+                sent_codes = await self._apply(uow, session, customer, change, now, new=False)
             await uow.commit()
         for field_name, (channel, destination, code) in sent_codes.items():
             try:
@@ -333,9 +344,14 @@ class CustomerService:
         customer: CustomerRow,
         change: _Change,
         now: datetime,
+        *,
+        new: bool,
     ) -> dict[str, tuple[Channel, str, str]]:
-        """Write the change; returns the verification codes to send once committed."""
-        existing = await uow.customers.fields(customer.id, with_values=bool(change.texts))
+        """Write the change; returns the verification codes to send once committed.
+        A ``new`` customer (created at version 1) has no fields, statuses or callback yet."""
+        existing = (
+            {} if new else await uow.customers.fields(customer.id, with_values=bool(change.texts))
+        )
         fresh_status = (
             FieldStatus.PROCESSING if self._validation == "provider" else FieldStatus.ACCEPTED
         )
@@ -365,7 +381,7 @@ class CustomerService:
             await self._attach(uow, session, customer, file_id, name)
             rows.append(FieldRow(name, fresh_status, None, None, None, file_id))
         for name in change.codes:  # checked before the transaction began
-            if name not in change.texts:
+            if name not in change.texts and name in existing:
                 rows.append(self._verified(existing, name, fresh_status))
                 await uow.customers.clear_verification(customer.id, name)
         for row in rows:
@@ -374,11 +390,29 @@ class CustomerService:
                 await uow.customers.delete_file(old.file_id)
         if rows:
             await uow.customers.put_fields(customer.id, rows, set(existing), now)
-            version = await uow.customers.bump_version(customer.id, now)
-            customer = CustomerRow(
-                customer.id, customer.account, customer.memo_type, customer.memo, version
-            )
-        await self._refresh(uow, customer, actor=session.sub, reason="customer data", now=now)
+            if not new:
+                version = await uow.customers.bump_version(customer.id, now)
+                customer = CustomerRow(
+                    customer.id, customer.account, customer.memo_type, customer.memo, version
+                )
+        provided = {n: Provided(r.status, r.error) for n, r in existing.items()}
+        provided.update({r.name: Provided(r.status, r.error) for r in rows})
+        if new:
+            stored: dict[str, TypeStatusRow] = {}
+            callback = None
+        else:
+            stored = await uow.customers.type_statuses(customer.id)
+            callback = await uow.customers.callback(customer.id)
+        await self._refresh(
+            uow,
+            customer,
+            provided,
+            stored,
+            callback,
+            actor=session.sub,
+            reason="customer data",
+            now=now,
+        )
         return codes
 
     def _same(self, customer_id: str, name: str, old: FieldRow, value: str) -> bool:
@@ -635,7 +669,17 @@ class CustomerService:
             await uow.customers.save_type_statuses(
                 customer.id, [row], {spec.name} if stored else set(), now
             )
-            result = await self._refresh(uow, customer, actor=actor, reason=reason, now=now)
+            provided, stored_all = await self._state(uow, customer.id)
+            result = await self._refresh(
+                uow,
+                customer,
+                provided,
+                stored_all,
+                await uow.customers.callback(customer.id),
+                actor=actor,
+                reason=reason,
+                now=now,
+            )
             await uow.commit()
         return result.get(spec.name, Status.NEEDS_INFO)
 
@@ -692,15 +736,17 @@ class CustomerService:
         self,
         uow: UnitOfWork,
         customer: CustomerRow,
+        provided: Mapping[str, Provided],
+        stored: Mapping[str, TypeStatusRow],
+        callback: CallbackRow | None,
         *,
         actor: str,
         reason: str | None,
         now: datetime,
     ) -> dict[str, Status]:
-        """Re-evaluate every type; store changed statuses, record them, and queue the
-        callbacks and reviews they call for."""
-        provided, stored = await self._state(uow, customer.id)
-        callback = await uow.customers.callback(customer.id)
+        """Re-evaluate every type against the customer's current ``provided`` fields and
+        ``stored`` statuses; store changed statuses, record them, and queue the callbacks and
+        reviews they call for."""
         changed: list[TypeStatusRow] = []
         events: list[dict[str, object]] = []
         result: dict[str, Status] = {}
