@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -15,12 +16,21 @@ FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file part, read whole (its size is bounded by the body limit) and closed."""
+
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 async def read_fields(request: Request, *, allow_files: bool = False) -> dict[str, Any]:
-    """The body's fields. JSON must be an object; forms give strings (and UploadFiles when
+    """The body's fields. JSON must be an object; forms give strings (and Uploads when
     ``allow_files``). Anything else is a 400 naming what is accepted."""
     kind = media_type(request)
     if kind == JSON or kind.endswith("+json"):
@@ -40,14 +50,20 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
         except Exception:
             # python-multipart reports malformed bodies with assorted exception types.
             raise BadRequest("Request body is not a valid form") from None
-        fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile) and not allow_files:
-                raise BadRequest(f"{key}: file uploads are not accepted here")
-            if key in fields:
-                raise BadRequest(f"{key}: sent more than once")
-            fields[key] = value
-        return fields
+        try:
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile) and not allow_files:
+                    raise BadRequest(f"{key}: file uploads are not accepted here")
+                if key in fields:
+                    raise BadRequest(f"{key}: sent more than once")
+                if isinstance(value, UploadFile):
+                    fields[key] = Upload(value.filename, value.content_type, await value.read())
+                else:
+                    fields[key] = value
+            return fields
+        finally:
+            await form.close()
     if kind == "" and not await request.body():
         return {}
     raise UnsupportedContentType(

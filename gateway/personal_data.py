@@ -34,6 +34,10 @@ def decode_key(text: str) -> bytes:
     return key
 
 
+def _digest_key(key: bytes) -> bytes:
+    return hashlib.sha256(b"gateway-kyc-digest:" + key).digest()
+
+
 def key_id(key: bytes) -> str:
     return hashlib.sha256(b"gateway-kyc-key-id:" + key).hexdigest()[:16]
 
@@ -42,7 +46,8 @@ class Vault:
     def __init__(self, current: bytes, old: Iterable[bytes] = ()):
         self._keys = {key_id(k): k for k in (*old, current)}
         self.current_id = key_id(current)
-        self._digest_key = hashlib.sha256(b"gateway-kyc-digest:" + current).digest()
+        self._digest_key = _digest_key(current)
+        self._old_digest_keys = [_digest_key(k) for k in old]
 
     @classmethod
     def from_texts(cls, current: str, old: Iterable[str] = ()) -> Vault:
@@ -78,6 +83,15 @@ class Vault:
     def digest(self, text: str) -> str:
         """A keyed hash for secrets that are only ever compared (verification codes)."""
         return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
+
+    def digest_matches(self, text: str, digest: str) -> bool:
+        """Whether ``digest`` is ``text``'s under the current or an older key (a code sent
+        before a key rotation still verifies)."""
+        for key in (self._digest_key, *self._old_digest_keys):
+            mine = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+            if hmac.compare_digest(mine, digest):
+                return True
+        return False
 
     def is_current(self, kid: str) -> bool:
         return kid == self.current_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -93,24 +94,26 @@ class Customers:
 
     # -- identity ----------------------------------------------------------------------------
 
-    async def get(self, customer_id: str) -> CustomerRow | None:
-        row = (
-            await self._conn.execute(
-                select(*_CUSTOMER_COLUMNS).where(customers.c.id == customer_id)
-            )
-        ).first()
+    async def get(self, customer_id: str, *, lock: bool = False) -> CustomerRow | None:
+        query = select(*_CUSTOMER_COLUMNS).where(customers.c.id == customer_id)
+        row = (await self._conn.execute(self._locking(query, lock))).first()
         return CustomerRow(*row) if row else None
 
-    async def find(self, account: str, memo_type: str, memo: str) -> CustomerRow | None:
-        row = (
-            await self._conn.execute(
-                select(*_CUSTOMER_COLUMNS).where(
-                    customers.c.account == account,
-                    customers.c.memo_type == memo_type,
-                    customers.c.memo == memo,
-                )
-            )
-        ).first()
+    def _locking(self, query: Any, lock: bool) -> Any:
+        # SQLite writers already hold the database lock (BEGIN IMMEDIATE).
+        if lock and self._conn.dialect.name == "postgresql":
+            return query.with_for_update()
+        return query
+
+    async def find(
+        self, account: str, memo_type: str, memo: str, *, lock: bool = False
+    ) -> CustomerRow | None:
+        query = select(*_CUSTOMER_COLUMNS).where(
+            customers.c.account == account,
+            customers.c.memo_type == memo_type,
+            customers.c.memo == memo,
+        )
+        row = (await self._conn.execute(self._locking(query, lock))).first()
         return CustomerRow(*row) if row else None
 
     async def find_all(self, account: str, memo_type: str | None, memo: str | None) -> list[str]:
@@ -211,17 +214,24 @@ class Customers:
                 )
 
     async def set_field_status(
-        self, customer_id: str, names: list[str], status: str, error: str | None, now: datetime
+        self,
+        customer_id: str,
+        names: list[str],
+        status: str,
+        error: str | None,
+        now: datetime,
+        *,
+        unless: str | None = None,
     ) -> None:
-        if names:
-            await self._conn.execute(
-                update(customer_fields)
-                .where(
-                    customer_fields.c.customer_id == customer_id,
-                    customer_fields.c.name.in_(names),
-                )
-                .values(status=status, error=error, updated_at=now)
-            )
+        """Set the status of the named fields (except those in status ``unless``)."""
+        if not names:
+            return
+        query = update(customer_fields).where(
+            customer_fields.c.customer_id == customer_id, customer_fields.c.name.in_(names)
+        )
+        if unless is not None:
+            query = query.where(customer_fields.c.status != unless)
+        await self._conn.execute(query.values(status=status, error=error, updated_at=now))
 
     async def sealed_fields_under(
         self, key_ids: list[str], limit: int

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import outbox
@@ -100,6 +100,12 @@ class Outbox:
             update(outbox)
             .where(outbox.c.id == id)
             .values(status=DEAD, attempts=outbox.c.attempts + 1, last_error=error[:256])
+        )
+
+    async def drop_pending(self, subject: str) -> None:
+        """Forget undelivered messages about ``subject`` (e.g. an erased customer)."""
+        await self._conn.execute(
+            delete(outbox).where(outbox.c.subject == subject, outbox.c.status == PENDING)
         )
 
     async def redeliver(self, id: str, now: datetime) -> bool:

@@ -17,7 +17,8 @@ class Notifier(Protocol):
     async def send_code(
         self, channel: Channel, destination: str, code: str, customer_id: str
     ) -> None:
-        """Deliver ``code`` to ``destination``; raise to make the caller refuse the field."""
+        """Deliver ``code`` to ``destination``. Failures are logged; the customer asks for a
+        new code by sending the field again."""
 
 
 class LogNotifier:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.http_input import read_fields
+from gateway.errors import BadRequest
+from gateway.http_input import Upload, read_fields
 from gateway.sep10 import session_of
-from gateway.sep12_customer.service import CustomerService, Upload
+from gateway.sep12_customer.service import CustomerService
 
 PREFIX = "/kyc"
 TOML_KEY = "KYC_SERVER"
@@ -29,8 +29,8 @@ async def _body(request: Request) -> tuple[dict[str, Any], dict[str, Upload]]:
     fields: dict[str, Any] = dict(request.query_params)
     uploads: dict[str, Upload] = {}
     for name, value in (await read_fields(request, allow_files=True)).items():
-        if isinstance(value, UploadFile):
-            uploads[name] = Upload(value.filename, value.content_type, await value.read())
+        if isinstance(value, Upload):
+            uploads[name] = value
         else:
             fields[name] = value
     return fields, uploads
@@ -61,10 +61,7 @@ def routes(service: CustomerService) -> list[Route]:
 
     async def post_file(request: Request) -> JSONResponse:
         _, uploads = await _body(request)
-        extra = set(uploads) - {"file"}
-        if extra:
-            from gateway.errors import BadRequest
-
+        if set(uploads) - {"file"}:
             raise BadRequest("send one multipart part named 'file'")
         return JSONResponse(await service.upload_file(session_of(request), uploads.get("file")))
 

@@ -28,6 +28,7 @@ from gateway.db.customer_repository import (
 )
 from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
 from gateway.errors import BadRequest, Forbidden, InvalidField, NotFound, PayloadTooLarge
+from gateway.http_input import Upload
 from gateway.outbound.kyc_provider import KycProvider, ReviewDecision, ReviewRequest
 from gateway.outbound.notifier import Channel, Notifier
 from gateway.personal_data import UnreadableData, Vault
@@ -62,13 +63,6 @@ class Owner:
     account: str
     memo_type: str
     memo: str
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    filename: str | None
-    content_type: str | None
-    content: bytes
 
 
 class TransactionDirectory(Protocol):
@@ -134,9 +128,8 @@ class CustomerService:
         if account not in (None, "") and account not in (session.account, session.client.muxed):
             raise Forbidden("account: does not match the authenticated account")
         if session.memo is not None:
-            if memo not in (None, "") and (
-                str(memo) != session.memo or memo_type not in (None, "", "id")
-            ):
+            # SEP-12: memo_type is ignored when the token carries the memo.
+            if memo not in (None, "") and str(memo).strip() != session.memo:
                 raise Forbidden("memo: does not match the memo of the authenticated session")
             return Owner(session.account, "id", session.memo)
         if memo in (None, ""):
@@ -155,16 +148,24 @@ class CustomerService:
         )
 
     async def _customer(
-        self, uow: UnitOfWork, session: AuthSession, params: Mapping[str, Any]
+        self,
+        uow: UnitOfWork,
+        session: AuthSession,
+        params: Mapping[str, Any],
+        *,
+        lock: bool = False,
     ) -> CustomerRow | None:
+        """The customer a request addresses (by id, else by its owner); ``lock`` holds its
+        row until the transaction ends, so changes of one customer happen one at a time."""
         customer_id = params.get("id")
         if customer_id not in (None, ""):
-            customer = await uow.customers.get(str(customer_id))
+            self.owner(session, params.get("account"))  # a stray account is still refused
+            customer = await uow.customers.get(str(customer_id), lock=lock)
             if customer is None or not self.may_see(session, customer):
                 raise NotFound(CUSTOMER_NOT_FOUND)
             return customer
         o = self.owner(session, params.get("account"), params.get("memo"), params.get("memo_type"))
-        return await uow.customers.find(o.account, o.memo_type, o.memo)
+        return await uow.customers.find(o.account, o.memo_type, o.memo, lock=lock)
 
     def _type(self, name: object) -> CustomerTypeSettings:
         if name in (None, ""):
@@ -254,7 +255,7 @@ class CustomerService:
                     customer = CustomerRow(customer_id, o.account, o.memo_type, o.memo, 1)
                     sent_codes = await self._apply(uow, session, customer, change, now, new=True)
             if customer is None:
-                customer = await self._customer(uow, session, fields)
+                customer = await self._customer(uow, session, fields, lock=True)
                 assert customer is not None  # by id: 404 raised; by owner: it exists now
                 sent_codes = await self._apply(uow, session, customer, change, now, new=False)
             await uow.commit()
@@ -350,7 +351,11 @@ class CustomerService:
         """Write the change; returns the verification codes to send once committed.
         A ``new`` customer (created at version 1) has no fields, statuses or callback yet."""
         existing = (
-            {} if new else await uow.customers.fields(customer.id, with_values=bool(change.texts))
+            {}
+            if new
+            else await uow.customers.fields(
+                customer.id, with_values=bool(change.texts or change.codes)
+            )
         )
         fresh_status = (
             FieldStatus.PROCESSING if self._validation == "provider" else FieldStatus.ACCEPTED
@@ -377,8 +382,14 @@ class CustomerService:
         for name, upload in change.uploads.items():
             file_id = await self._store_file(uow, customer, upload, now)
             rows.append(FieldRow(name, fresh_status, None, None, None, file_id))
+        referenced = {n: r.file_id for n, r in existing.items() if r.file_id}
         for name, file_id in change.file_refs.items():
-            await self._attach(uow, session, customer, file_id, name)
+            if referenced.get(name) == file_id:
+                continue  # the same file again: nothing changes
+            if file_id in {f for n, f in referenced.items() if n != name}:
+                raise InvalidField(f"{name}_file_id", "that file is already another field's")
+            referenced[name] = file_id
+            await self._attach(uow, session, customer, file_id, name, now)
             rows.append(FieldRow(name, fresh_status, None, None, None, file_id))
         for name in change.codes:  # checked before the transaction began
             if name not in change.texts and name in existing:
@@ -416,15 +427,24 @@ class CustomerService:
         return codes
 
     def _same(self, customer_id: str, name: str, old: FieldRow, value: str) -> bool:
-        if old.value is None or old.key_id is None or old.status == FieldStatus.REJECTED:
+        """Whether ``value`` is what is stored already (then nothing is written). A field
+        that was rejected, or still awaits its code, counts as changed: sending it again is
+        how a customer resubmits it or asks for a new code."""
+        if (
+            old.value is None
+            or old.key_id is None
+            or old.status
+            in (
+                FieldStatus.REJECTED,
+                FieldStatus.VERIFICATION_REQUIRED,
+            )
+        ):
             return False
         try:
-            return (
-                self._vault.open_text(old.key_id, old.value, _field_context(customer_id, name))
-                == value
-            )
+            stored = self._vault.open_text(old.key_id, old.value, _field_context(customer_id, name))
         except UnreadableData:
             return False
+        return stored == value
 
     @staticmethod
     def _verified(existing: Mapping[str, FieldRow], name: str, status: str) -> FieldRow:
@@ -457,8 +477,8 @@ class CustomerService:
                         f"{name}_verification: too many wrong codes; send {name} "
                         "again for a new one"
                     )
-                elif not secrets.compare_digest(
-                    pending.code_digest, self._code_digest(customer.id, name, code)
+                elif not self._vault.digest_matches(
+                    f"verification:{customer.id}:{name}:{code}", pending.code_digest
                 ):
                     await uow.customers.count_verification_attempt(customer.id, name)
                     wrong.append(f"{name}_verification: the code is wrong")
@@ -506,12 +526,14 @@ class CustomerService:
         customer: CustomerRow,
         file_id: str,
         name: str,
+        now: datetime,
     ) -> None:
         f = await uow.customers.file(file_id)
         ok = (
             f is not None
             and f.account == session.account
             and (f.customer_id in (None, customer.id))
+            and (f.expires_at is None or f.expires_at > now)
             and (
                 f.memo_type == "none"
                 or (f.memo_type, f.memo) == (customer.memo_type, customer.memo)
@@ -588,6 +610,7 @@ class CustomerService:
                 raise NotFound("no customer is stored for this account")
             now = self._clock()
             await uow.customers.delete(customer.id)
+            await uow.outbox.drop_pending(customer.id)
             await uow.customers.delete_unattached_files(o.account, o.memo_type, o.memo)
             await uow.customers.record_events(
                 [
@@ -629,19 +652,35 @@ class CustomerService:
         reason: str | None,
         actor: str,
         rejected_fields: Mapping[str, str] | None = None,
+        *,
+        version: int | None = None,
     ) -> Status:
-        """A reviewer's (operator or provider) decision on the customer's current data."""
+        """A reviewer's decision (operator or KYC provider) on the customer's data: the
+        current data, or only ``version`` of it (a provider's answer about data that has
+        changed since is ignored: the newer data has its own review)."""
         spec = self._type(type_name)
         if status not in ("ACCEPTED", "REJECTED", "NEEDS_INFO"):
             raise InvalidField("status", "must be ACCEPTED, REJECTED or NEEDS_INFO")
         if status == "REJECTED" and not reason:
             raise InvalidField("reason", "is required to reject a customer")
+        if reason is not None and len(reason) > 512:
+            raise InvalidField("reason", "must be at most 512 characters")
+        for why in (rejected_fields or {}).values():
+            if not why or len(why) > 256:
+                raise InvalidField("rejected_fields", "each reason is 1 to 256 characters")
         async with self._uow() as uow:
-            customer = await uow.customers.get(customer_id)
+            customer = await uow.customers.get(customer_id, lock=True)
             if customer is None:
                 raise NotFound("customer not found")
             now = self._clock()
-            stored = (await uow.customers.type_statuses(customer.id)).get(spec.name)
+            statuses = await uow.customers.type_statuses(customer.id)
+            if version is not None and version != customer.version:
+                fields, _ = await self._state(uow, customer.id)
+                return self._evaluate(
+                    spec, fields, statuses.get(spec.name), customer.version
+                ).status
+            stored = statuses.get(spec.name)
+            decision: str | None = None
             if status == "NEEDS_INFO":
                 unknown = set(rejected_fields or {}) - set(spec.required) - set(spec.optional)
                 if not rejected_fields or unknown:
@@ -650,14 +689,18 @@ class CustomerService:
                     await uow.customers.set_field_status(
                         customer.id, [name], FieldStatus.REJECTED, why, now
                     )
-                decision = None
             else:
                 decision = status
-                names = [*spec.required, *spec.optional]
-                field_status = (
-                    FieldStatus.ACCEPTED if status == "ACCEPTED" else FieldStatus.REJECTED
-                )
-                await uow.customers.set_field_status(customer.id, names, field_status, None, now)
+                if status == "ACCEPTED":
+                    # Fields still waiting for their code stay so: acceptance is not proof.
+                    await uow.customers.set_field_status(
+                        customer.id,
+                        [*spec.required, *spec.optional],
+                        FieldStatus.ACCEPTED,
+                        None,
+                        now,
+                        unless=FieldStatus.VERIFICATION_REQUIRED,
+                    )
             row = TypeStatusRow(
                 spec.name,
                 stored.status if stored else Status.NEEDS_INFO,
@@ -727,6 +770,7 @@ class CustomerService:
             decision.message,
             actor="kyc-provider",
             rejected_fields=decision.rejected_fields,
+            version=version,
         )
         return True
 
