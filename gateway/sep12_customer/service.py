@@ -188,12 +188,28 @@ class CustomerService:
                 raise InvalidField("type", "is required with transaction_id")
             if await self._transactions.owner_of(str(transaction_id)) != session.account:
                 raise NotFound("transaction not found")
+        customer_id = params.get("id")
         async with self._uow(read_only=True) as uow:
-            customer = await self._customer(uow, session, params)
-            if customer is None:
-                return document(None, spec, Evaluation(Status.NEEDS_INFO, (), None, False), {})
-            provided, decisions = await self._state(uow, customer.id)
-        ev = self._evaluate(spec, provided, decisions.get(spec.name), customer.version)
+            if customer_id not in (None, ""):
+                self.owner(session, params.get("account"))  # a stray account is refused
+                found = await uow.customers.with_type_status(
+                    spec.name, customer_id=str(customer_id)
+                )
+                if found is None or not self.may_see(session, found[0]):
+                    raise NotFound(CUSTOMER_NOT_FOUND)
+            else:
+                o = self.owner(
+                    session, params.get("account"), params.get("memo"), params.get("memo_type")
+                )
+                found = await uow.customers.with_type_status(
+                    spec.name, identity=(o.account, o.memo_type, o.memo)
+                )
+                if found is None:
+                    return document(None, spec, Evaluation(Status.NEEDS_INFO, (), None, False), {})
+            customer, stored = found
+            rows = await uow.customers.fields(customer.id)
+        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
+        ev = self._evaluate(spec, provided, stored, customer.version)
         return document(customer.id, spec, ev, provided)
 
     async def _state(
