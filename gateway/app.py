@@ -23,6 +23,7 @@ from gateway.deps import Deps, build_deps
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
+from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
 from gateway.sep10.routes import PATH as SEP10_PATH
 from gateway.sep10.routes import TOML_KEY as SEP10_TOML_KEY
@@ -34,6 +35,8 @@ from gateway.sep12_customer import (
     provider_review_handler,
 )
 from gateway.sep12_customer import routes as sep12_routes
+from gateway.sep31 import DbTransactionDirectory, PaymentWatcher, TransferService
+from gateway.sep31 import routes as sep31_routes
 from gateway.settings import ConfigError, Settings, load_settings, with_generated_secrets
 from gateway.workers import run_forever
 
@@ -43,6 +46,8 @@ CHALLENGE_SWEEP_SECONDS = 600
 CLOCK_MARGIN_SECONDS = 600
 FILE_SWEEP_SECONDS = 600
 OUTBOX_POLL_SECONDS = 1.0
+WATCH_POLL_SECONDS = 2.0
+EXPIRY_SWEEP_SECONDS = 300
 
 
 class SchemaBehind(RuntimeError):
@@ -54,6 +59,8 @@ class Services:
     """What create_app built, for workers and commands that run outside HTTP."""
 
     customers: CustomerService
+    transfers: TransferService
+    watcher: PaymentWatcher
     outbox: OutboxDispatcher
 
 
@@ -61,12 +68,27 @@ def build_services(settings: Settings, deps: Deps) -> Services:
     if settings.kyc.key is None:
         raise ConfigError(["kyc.key: not set (GATEWAY_KYC_KEY); see `gateway config check`"])
     vault = Vault.from_texts(settings.kyc.key.reveal(), [k.reveal() for k in settings.kyc.old_keys])
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(deps.clock(), UTC)
+
     customers = CustomerService(
         settings,
         uow=deps.uow,
         vault=vault,
         notifier=deps.notifier,
-        clock=lambda: datetime.fromtimestamp(deps.clock(), UTC),
+        transactions=DbTransactionDirectory(deps.uow),
+        clock=now,
+    )
+    transfers = TransferService(
+        settings, uow=deps.uow, customers=customers, payouts=DbPayoutQueue(), clock=now
+    )
+    watcher = PaymentWatcher(
+        settings.sep31.receiving_account,
+        uow=deps.uow,
+        horizon=deps.horizon,
+        transfers=transfers,
+        clock=now,
     )
     handlers: dict[str, Handler] = {}
     if deps.callbacks is not None:
@@ -78,7 +100,7 @@ def build_services(settings: Settings, deps: Deps) -> Services:
     outbox = OutboxDispatcher(
         deps.uow, handlers, retry_seconds=settings.outbox.retry_seconds, clock=deps.clock
     )
-    return Services(customers=customers, outbox=outbox)
+    return Services(customers=customers, transfers=transfers, watcher=watcher, outbox=outbox)
 
 
 def background_steps(
@@ -106,6 +128,9 @@ def background_steps(
     ]
     if settings.outbox.run_in_server:
         steps.append(("outbox", services.outbox.deliver_once, OUTBOX_POLL_SECONDS))
+    if settings.seps.sep31 and settings.sep31.watch_in_server:
+        steps.append(("payment-watcher", services.watcher.watch_once, WATCH_POLL_SECONDS))
+        steps.append(("expire-transfers", services.transfers.expire_once, EXPIRY_SWEEP_SECONDS))
     return steps
 
 
@@ -157,6 +182,17 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
         body_limits[sep12_routes.PREFIX] = max(
             settings.server.max_body_bytes, 4 * settings.sep12.max_file_bytes + 65536
         )
+
+    if settings.seps.sep31:
+        routes.extend(sep31_routes.public_routes(services.transfers))
+        routes.append(
+            Mount(
+                sep31_routes.PREFIX,
+                routes=sep31_routes.routes(services.transfers),
+                middleware=sep10.sep10_middleware(tokens),
+            )
+        )
+        endpoints[sep31_routes.TOML_KEY] = settings.base_url + sep31_routes.PREFIX
 
     org_path = settings.resolve_path(settings.stellar_toml)
     try:

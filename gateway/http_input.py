@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -36,7 +37,8 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
     if kind == JSON or kind.endswith("+json"):
         raw = await request.body()
         try:
-            data = json.loads(raw) if raw else {}
+            # Amounts arrive as JSON numbers: read them as Decimal, never as float.
+            data = json.loads(raw, parse_float=Decimal) if raw else {}
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadRequest("Request body is not valid JSON") from None
         if not isinstance(data, dict):

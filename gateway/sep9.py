@@ -10,6 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 FieldKind = Literal["string", "number", "date", "binary"]
@@ -202,7 +203,7 @@ def normalize(name: str, raw: object, *, phone_format: str | None = None) -> str
     spec = CATALOG.get(name)
     if spec is None or spec.kind == "binary":
         raise FieldError(name, "is not a text field this server collects")
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
         raise FieldError(name, "must be a string")
     value = str(raw).strip()
     if not value:

@@ -164,6 +164,37 @@ class Sep12Settings:
 
 
 @dataclass(frozen=True)
+class Sep31AssetSettings:
+    """How this anchor receives one asset over SEP-31 (its limits are in [[assets]])."""
+
+    code: str
+    funding_methods: tuple[str, ...]
+    fee_fixed: Decimal = Decimal(0)
+    fee_percent: Decimal = Decimal(0)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Sep31Settings:
+    # The account sending anchors pay (stellar_account_id); payments are matched by memo.
+    receiving_account: str = ""
+    # Sending anchors allowed to use SEP-31: their SEP-10 accounts and client domains.
+    # Testnet only: both empty means any authenticated account.
+    partner_accounts: tuple[str, ...] = ()
+    partner_domains: tuple[str, ...] = ()
+    # A payment short of or above the expected amount: send it back, or hold it for an
+    # operator. "refund" refunds a short payment whole, and the excess of an overpayment.
+    underpayment: Literal["refund", "hold"] = "hold"
+    overpayment: Literal["refund", "hold"] = "hold"
+    # A payout that fails for good: the transfer goes to error, or is refunded.
+    payout_failure: Literal["error", "refund"] = "error"
+    # Transfers still waiting for the sender's payment after this long expire.
+    pending_sender_seconds: int = 86_400
+    watch_in_server: bool = True  # watch from `gateway serve`, not only `gateway watch-payments`
+    assets: tuple[Sep31AssetSettings, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     """Delivery of signed callbacks (SEP-12, SEP-31) and other outgoing messages."""
 
@@ -190,6 +221,7 @@ class Settings:
     seps: SepToggles = field(default_factory=SepToggles)
     kyc: KycSettings = field(default_factory=KycSettings)
     sep12: Sep12Settings = field(default_factory=Sep12Settings)
+    sep31: Sep31Settings = field(default_factory=Sep31Settings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     assets: tuple[AssetSettings, ...] = ()
     # Testnet only: where generated secrets are kept so a restart can read its own data.
@@ -689,10 +721,50 @@ def _validate_kyc(s: Settings) -> list[str]:
             p.append(f"sep12.types: {direction} needs one base type without min_amount")
     if c.types and c.default_type not in names:
         p.append(f"sep12.default_type: {c.default_type!r} is not one of sep12.types")
+    p.extend(_validate_sep31(s))
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
         p.append("outbox.retry_seconds: must list positive delays")
+    return p
+
+
+def _validate_sep31(s: Settings) -> list[str]:
+    p: list[str] = []
+    c = s.sep31
+    if not s.seps.sep31:
+        return p
+    if not StrKey.is_valid_ed25519_public_key(c.receiving_account):
+        p.append("sep31.receiving_account: must be the G... account sending anchors pay")
+    for account in c.partner_accounts:
+        if not StrKey.is_valid_ed25519_public_key(account):
+            p.append(f"sep31.partner_accounts: {account[:60]!r} is not a G... account id")
+    for domain in c.partner_domains:
+        if not _HOST_RE.fullmatch(domain):
+            p.append(f"sep31.partner_domains: {domain!r} is not a host name")
+    if s.is_mainnet and not (c.partner_accounts or c.partner_domains):
+        p.append(
+            "sep31.partner_accounts: mainnet needs the sending anchors allowed to use "
+            "SEP-31 (partner_accounts or partner_domains)"
+        )
+    if c.pending_sender_seconds < 60:
+        p.append("sep31.pending_sender_seconds: must be at least 60")
+    assets = {a.code: a for a in s.assets}
+    seen: set[str] = set()
+    for i, a in enumerate(c.assets):
+        where = f"sep31.assets[{i}]"
+        if a.code not in assets:
+            p.append(f"{where}.code: {a.code} is not one of [[assets]]")
+        if a.code in seen:
+            p.append(f"{where}.code: {a.code} is listed twice")
+        seen.add(a.code)
+        if not a.funding_methods:
+            p.append(f"{where}.funding_methods: list at least one (e.g. SEPA, SWIFT)")
+        if a.fee_fixed < 0 or not 0 <= a.fee_percent < 100:
+            p.append(f"{where}.fee_fixed: fees must be positive and under 100 percent")
+        decimals = assets[a.code].decimals if a.code in assets else 7
+        if a.fee_fixed != a.fee_fixed.quantize(Decimal(1).scaleb(-decimals)):
+            p.append(f"{where}.fee_fixed: has more than {decimals} decimals")
     return p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from stellar_sdk import MuxedAccount, StrKey
 
@@ -83,3 +84,67 @@ class ClientIdentity:
         if self.muxed:
             return self.muxed
         return f"{self.account}:{self.memo}" if self.memo else self.account
+
+
+# -- amounts ------------------------------------------------------------------------------------
+# Money is Decimal at the edges and integer stroops (10^-7) in storage and arithmetic.
+
+STROOPS_PER_UNIT = 10_000_000
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,7})?")
+
+
+def parse_amount(value: object, field: str, decimals: int = 7) -> Decimal:
+    """A positive amount with at most ``decimals`` places, from a JSON number or string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise InvalidField(field, "must be a number")
+    text = format(value, "f") if isinstance(value, Decimal) else str(value).strip()
+    if isinstance(value, float):
+        text = repr(value)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".") or "0"
+    if not _AMOUNT_TEXT.fullmatch(text):
+        raise InvalidField(field, "must be a positive decimal number with at most 7 decimals")
+    amount = Decimal(text)
+    if amount <= 0:
+        raise InvalidField(field, "must be greater than zero")
+    if amount != amount.quantize(Decimal(1).scaleb(-decimals)):
+        raise InvalidField(field, f"must have at most {decimals} decimals")
+    return amount
+
+
+def to_stroops(amount: Decimal) -> int:
+    stroops = amount * STROOPS_PER_UNIT
+    if stroops != stroops.to_integral_value():
+        raise ValueError("amount has more than 7 decimals")
+    return int(stroops)
+
+
+def format_stroops(stroops: int, decimals: int = 7) -> str:
+    """An amount as SEP-31 strings carry it, e.g. 12.50 for decimals=2."""
+    value = Decimal(stroops) / STROOPS_PER_UNIT
+    return str(value.quantize(Decimal(1).scaleb(-decimals)))
+
+
+def normalize_memo(memo: object, kind: object, field: str = "memo") -> str:
+    """The canonical text of a memo of type ``kind`` (id, text or hash; hash as base64)."""
+    import base64
+    import binascii
+
+    text = str(memo).strip()
+    if kind == "id":
+        if not _DIGITS.fullmatch(text) or not 0 < int(text) <= UINT64_MAX:
+            raise InvalidField(field, "must be a positive integer (memo_type id)")
+        return str(int(text))
+    if kind == "text":
+        if len(text.encode()) > 28:
+            raise InvalidField(field, "a text memo is at most 28 bytes")
+        return text
+    if kind == "hash":
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise InvalidField(field, "a hash memo is 32 bytes in base64")
+        return base64.b64encode(raw).decode()
+    raise InvalidField(f"{field}_type", "must be id, text or hash")

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -170,4 +171,126 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+# -- SEP-31 transfers ------------------------------------------------------------------------
+# Amounts are integer stroops (10^-7 of a unit): exact on both databases.
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("partner_account", String(56), nullable=False, index=True),
+    Column("client_domain", String(255), nullable=True),
+    Column("asset_code", String(12), nullable=False),
+    Column("asset_issuer", String(56), nullable=False),
+    Column("decimals", Integer, nullable=False),
+    Column("amount_in", BigInteger, nullable=False),
+    Column("amount_fee", BigInteger, nullable=False),
+    Column("amount_out", BigInteger, nullable=False),
+    Column("amount_received", BigInteger, nullable=True),
+    Column("funding_method", String(64), nullable=False),
+    Column("sender_id", String(36), nullable=True),
+    Column("receiver_id", String(36), nullable=True),
+    Column("stellar_account_id", String(56), nullable=False),
+    Column("memo_type", String(8), nullable=False),
+    Column("memo", String(64), nullable=False),
+    Column("refund_memo_type", String(8), nullable=True),
+    Column("refund_memo", String(64), nullable=True),
+    Column("sender_account", String(56), nullable=True),
+    Column("status", String(40), nullable=False),
+    Column("status_message", String(512), nullable=True),
+    Column("hold_reason", String(512), nullable=True),
+    Column("stellar_transaction_id", String(64), nullable=True),
+    Column("external_transaction_id", String(128), nullable=True),
+    Column("required_info_message", String(512), nullable=True),
+    Column("required_info_updates", Text, nullable=True),  # JSON
+    Column("callback_url", String(2048), nullable=True),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("request_digest", String(64), nullable=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("stellar_account_id", "memo", name="uq_transfers_memo"),
+    UniqueConstraint("partner_account", "idempotency_key", name="uq_transfers_idempotency"),
+    Index("ix_transfers_status_started", "status", "started_at"),
+)
+
+transfer_events = Table(
+    "transfer_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(36), nullable=False, index=True),
+    Column("from_status", String(40), nullable=True),
+    Column("to_status", String(40), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", String(512), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+transfer_refunds = Table(
+    "transfer_refunds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(36), nullable=False, index=True),
+    Column("payment_id", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# Every payment the watcher saw to a receiving account, matched or not: none is dropped.
+incoming_payments = Table(
+    "incoming_payments",
+    metadata,
+    Column("id", String(32), primary_key=True),  # Horizon's operation id
+    Column("account", String(56), nullable=False),
+    Column("transaction_hash", String(64), nullable=False),
+    Column("source", String(56), nullable=False),
+    Column("asset_code", String(12), nullable=True),  # null for XLM
+    Column("asset_issuer", String(56), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("memo_type", String(8), nullable=True),
+    Column("memo", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("transfer_id", String(36), nullable=True, index=True),
+    # matched | short | over | unknown_memo | wrong_asset | duplicate | late
+    Column("outcome", String(16), nullable=False, index=True),
+    Column("note", String(256), nullable=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+watcher_cursors = Table(
+    "watcher_cursors",
+    metadata,
+    Column("account", String(56), primary_key=True),
+    Column("cursor", String(64), nullable=False),
+    Column("last_payment_at", UtcDateTime, nullable=True),  # newest payment read
+    Column("caught_up_at", UtcDateTime, nullable=True),  # last time nothing was left to read
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# -- payouts: money leaving; sources queue them, the payout engine sends them ----------------
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("source", String(16), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),  # payout | refund
+    Column("asset_code", String(12), nullable=False),
+    Column("asset_issuer", String(56), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("destination", String(69), nullable=True),  # G... or M...
+    Column("memo_type", String(8), nullable=True),
+    Column("memo", String(64), nullable=True),
+    Column("rail", String(64), nullable=True),
+    Column("customer_id", String(36), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(512), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("source", "source_id", "purpose", name="uq_payouts_source"),
+    Index("ix_payouts_status", "status"),
 )

@@ -11,6 +11,7 @@ from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
+from gateway.db.transfer_repository import IncomingPayments, Payouts, Transfers
 
 
 class UnitOfWork:
@@ -19,6 +20,9 @@ class UnitOfWork:
     challenges: UsedChallenges
     customers: Customers
     outbox: Outbox
+    transfers: Transfers
+    payments: IncomingPayments
+    payouts: Payouts
 
     def __init__(
         self,
@@ -73,6 +77,9 @@ class UnitOfWork:
         self.challenges = UsedChallenges(conn)
         self.customers = Customers(conn)
         self.outbox = Outbox(conn)
+        self.transfers = Transfers(conn)
+        self.payments = IncomingPayments(conn)
+        self.payouts = Payouts(conn)
         return self
 
     async def commit(self) -> None:

@@ -36,3 +36,21 @@ class HttpxCallbackEndpoints:
         except httpx.HTTPError as exc:
             raise CallbackFailed(detail=type(exc).__name__) from exc
         return response.status_code
+
+
+def check_callback_url(url: object, insecure_hosts: frozenset[str], field: str = "url") -> str:
+    """A client's callback URL: absolute https without credentials (http only for the
+    testnet's allow-listed hosts). The guarded client still refuses private addresses."""
+    from urllib.parse import urlsplit
+
+    from gateway.errors import InvalidField
+
+    if not isinstance(url, str) or not url:
+        raise InvalidField(field, "is required")
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if len(url) > 2048 or not host or "@" in parts.netloc:
+        raise InvalidField(field, "must be an absolute https URL")
+    if parts.scheme == "https" or (parts.scheme == "http" and host in insecure_hosts):
+        return url
+    raise InvalidField(field, "must use https")

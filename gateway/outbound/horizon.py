@@ -77,6 +77,7 @@ class Payment:
 class PaymentsPage:
     records: tuple[Payment, ...]
     next_cursor: str | None
+    full: bool = False  # the page held ``limit`` records: more may be waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +290,10 @@ class HttpxHorizon:
             f"/accounts/{account_id}/payments",
             label="/accounts/{id}/payments",
             params=params,
+            allow_404=True,
         )
-        assert body is not None
+        if body is None:  # the account does not exist yet: nothing was paid to it
+            return PaymentsPage(records=(), next_cursor=cursor)
         try:
             raw_records = body["_embedded"]["records"]
             records = tuple(_payment(r) for r in raw_records if r["type"] in PAYMENT_TYPES)
@@ -298,7 +301,9 @@ class HttpxHorizon:
             next_cursor = str(raw_records[-1]["paging_token"]) if raw_records else cursor
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise HorizonBadResponse("Horizon sent unreadable payments") from exc
-        return PaymentsPage(records=records, next_cursor=next_cursor)
+        return PaymentsPage(
+            records=records, next_cursor=next_cursor, full=len(raw_records) >= limit
+        )
 
     async def ledger_state(self) -> LedgerState:
         body = await self._request("GET", "/")

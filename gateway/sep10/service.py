@@ -12,6 +12,7 @@ import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
 from stellar_sdk.operation import ManageData
@@ -23,12 +24,14 @@ from stellar_sdk.sep.stellar_web_authentication import (
     verify_challenge_transaction_signers,
 )
 
-from gateway.db.uow import UnitOfWorkFactory
 from gateway.errors import BadRequest, InvalidField, RemoteTomlError
 from gateway.outbound.horizon import HorizonAccounts
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signing_key_of
 from gateway.sep10.tokens import SessionTokens
 from gateway.types import ClientIdentity, parse_account_or_muxed, parse_memo_id
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWorkFactory
 
 log = logging.getLogger("gateway.sep10")
 

@@ -7,10 +7,13 @@ still carries the old key id (a concurrent update wins)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gateway.db.uow import UnitOfWorkFactory
 from gateway.personal_data import Vault
 from gateway.sep12_customer.service import _field_context, _file_context
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWorkFactory
 
 
 @dataclass

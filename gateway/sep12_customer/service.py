@@ -8,8 +8,6 @@ lost or sent for a change that was rolled back.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import secrets
@@ -17,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.db.customer_repository import (
     CallbackRow,
@@ -26,9 +24,9 @@ from gateway.db.customer_repository import (
     FileRow,
     TypeStatusRow,
 )
-from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
 from gateway.errors import BadRequest, Forbidden, InvalidField, NotFound, PayloadTooLarge
 from gateway.http_input import Upload
+from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.kyc_provider import KycProvider, ReviewDecision, ReviewRequest
 from gateway.outbound.notifier import Channel, Notifier
 from gateway.personal_data import UnreadableData, Vault
@@ -45,7 +43,10 @@ from gateway.sep12_customer.model import (
     evaluate,
 )
 from gateway.settings import CustomerTypeSettings, Settings
-from gateway.types import UINT64_MAX
+from gateway.types import normalize_memo
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("gateway.sep12")
 
@@ -135,7 +136,7 @@ class CustomerService:
         if memo in (None, ""):
             return Owner(session.account, "none", "")
         kind = "id" if memo_type in (None, "") else memo_type
-        return Owner(session.account, str(kind), _normalize_memo(memo, kind))
+        return Owner(session.account, str(kind), normalize_memo(memo, kind))
 
     @staticmethod
     def may_see(session: AuthSession, customer: CustomerRow) -> bool:
@@ -236,18 +237,30 @@ class CustomerService:
         return ev
 
     async def status_for(
-        self, session: AuthSession, customer_id: str, type_name: str
+        self,
+        session: AuthSession,
+        customer_id: str,
+        type_name: str,
+        *,
+        same_account: bool = False,
     ) -> Status | None:
-        """The customer's status for a type, or None when it is not the caller's (SEP-31)."""
+        """The customer's status for a type, or None when it is not the caller's. With
+        ``same_account`` any memo of the caller's account counts (SEP-31: customers are the
+        sending anchor's, whichever of its memos registered them)."""
         spec = self._type(type_name)
         async with self._uow(read_only=True) as uow:
-            customer = await uow.customers.get(customer_id)
-            if customer is None or not self.may_see(session, customer):
-                return None
-            provided, decisions = await self._state(uow, customer.id)
-        return self._evaluate(spec, provided, decisions.get(spec.name), customer.version).status
-
-    # -- PUT /customer -----------------------------------------------------------------------
+            found = await uow.customers.with_type_status(spec.name, customer_id=customer_id)
+        if found is None:
+            return None
+        customer, stored = found
+        if customer.account != session.account or (
+            not same_account and not self.may_see(session, customer)
+        ):
+            return None
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.customers.fields(customer.id)
+        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
+        return self._evaluate(spec, provided, stored, customer.version).status
 
     async def put(
         self, session: AuthSession, fields: Mapping[str, Any], uploads: Mapping[str, Upload]
@@ -646,10 +659,7 @@ class CustomerService:
     # -- PUT /customer/callback --------------------------------------------------------------
 
     async def set_callback(self, session: AuthSession, params: Mapping[str, Any]) -> None:
-        url = params.get("url")
-        if not isinstance(url, str) or not url:
-            raise InvalidField("url", "is required")
-        _check_callback_url(url, self._insecure_hosts)
+        url = check_callback_url(params.get("url"), self._insecure_hosts)
         spec = self._type(params.get("type"))
         async with self._uow() as uow:
             customer = await self._customer(uow, session, params)
@@ -898,39 +908,6 @@ def _file_doc(f: FileRow) -> dict[str, Any]:
         "expires_at": _iso(f.expires_at) if f.expires_at else None,
         "customer_id": f.customer_id,
     }
-
-
-def _normalize_memo(memo: object, kind: object) -> str:
-    text = str(memo).strip()
-    if kind == "id":
-        if not text.isdigit() or not 0 < int(text) <= UINT64_MAX:
-            raise InvalidField("memo", "must be a positive integer (memo_type id)")
-        return str(int(text))
-    if kind == "text":
-        if len(text.encode()) > 28:
-            raise InvalidField("memo", "a text memo is at most 28 bytes")
-        return text
-    if kind == "hash":
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise InvalidField("memo", "a hash memo is 32 bytes in base64")
-        return base64.b64encode(raw).decode()
-    raise InvalidField("memo_type", "must be id, text or hash")
-
-
-def _check_callback_url(url: str, insecure_hosts: frozenset[str]) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if len(url) > 2048 or not host or "@" in parts.netloc:
-        raise InvalidField("url", "must be an absolute https URL")
-    if parts.scheme == "https" or (parts.scheme == "http" and host in insecure_hosts):
-        return
-    raise InvalidField("url", "must use https")
 
 
 PROVIDER_POLL_SECONDS = 600

@@ -215,4 +215,7 @@ async def test_the_sweeper_keeps_challenges_for_a_clock_margin(engine, monkeypat
 def _settings():
     from gateway.settings import load_settings
 
-    return load_settings(REPO / "config/testnet.toml", {"GATEWAY_OUTBOX_RUN_IN_SERVER": "false"})
+    return load_settings(
+        REPO / "config/testnet.toml",
+        {"GATEWAY_OUTBOX_RUN_IN_SERVER": "false", "GATEWAY_SEP31_WATCH_IN_SERVER": "false"},
+    )

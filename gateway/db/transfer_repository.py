@@ -1,0 +1,346 @@
+"""SQL for SEP-31: transfers (with their history and refunds), the payments the watcher saw,
+its cursor, and the payouts queue."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import (
+    incoming_payments,
+    payouts,
+    transfer_events,
+    transfer_refunds,
+    transfers,
+    watcher_cursors,
+)
+from gateway.sep31.model import Cursor, Refund, Transfer, TransferStatus
+
+_STATE_COLUMNS = (
+    "status",
+    "status_message",
+    "hold_reason",
+    "amount_received",
+    "sender_account",
+    "stellar_transaction_id",
+    "external_transaction_id",
+    "required_info_message",
+    "callback_url",
+    "completed_at",
+    "updated_at",
+)
+
+
+def _row(t: Transfer) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "partner_account": t.partner_account,
+        "client_domain": t.client_domain,
+        "asset_code": t.asset_code,
+        "asset_issuer": t.asset_issuer,
+        "decimals": t.decimals,
+        "amount_in": t.amount_in,
+        "amount_fee": t.amount_fee,
+        "amount_out": t.amount_out,
+        "amount_received": t.amount_received,
+        "funding_method": t.funding_method,
+        "sender_id": t.sender_id,
+        "receiver_id": t.receiver_id,
+        "stellar_account_id": t.stellar_account_id,
+        "memo_type": t.memo_type,
+        "memo": t.memo,
+        "refund_memo_type": t.refund_memo_type,
+        "refund_memo": t.refund_memo,
+        "sender_account": t.sender_account,
+        "status": str(t.status),
+        "status_message": t.status_message,
+        "hold_reason": t.hold_reason,
+        "stellar_transaction_id": t.stellar_transaction_id,
+        "external_transaction_id": t.external_transaction_id,
+        "required_info_message": t.required_info_message,
+        "required_info_updates": (
+            json.dumps(t.required_info_updates) if t.required_info_updates else None
+        ),
+        "callback_url": t.callback_url,
+        "started_at": t.started_at,
+        "updated_at": t.updated_at,
+        "completed_at": t.completed_at,
+    }
+
+
+def _transfer(m: Any, refunds: tuple[Refund, ...] = ()) -> Transfer:
+    updates = m["required_info_updates"]
+    return Transfer(
+        id=m["id"],
+        partner_account=m["partner_account"],
+        client_domain=m["client_domain"],
+        asset_code=m["asset_code"],
+        asset_issuer=m["asset_issuer"],
+        decimals=m["decimals"],
+        amount_in=m["amount_in"],
+        amount_fee=m["amount_fee"],
+        amount_out=m["amount_out"],
+        amount_received=m["amount_received"],
+        funding_method=m["funding_method"],
+        sender_id=m["sender_id"],
+        receiver_id=m["receiver_id"],
+        stellar_account_id=m["stellar_account_id"],
+        memo_type=m["memo_type"],
+        memo=m["memo"],
+        refund_memo_type=m["refund_memo_type"],
+        refund_memo=m["refund_memo"],
+        sender_account=m["sender_account"],
+        status=TransferStatus(m["status"]),
+        status_message=m["status_message"],
+        hold_reason=m["hold_reason"],
+        stellar_transaction_id=m["stellar_transaction_id"],
+        external_transaction_id=m["external_transaction_id"],
+        required_info_message=m["required_info_message"],
+        required_info_updates=json.loads(updates) if updates else None,
+        callback_url=m["callback_url"],
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+        refunds=refunds,
+    )
+
+
+class Transfers:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    def _lock(self, query: Any, lock: bool) -> Any:
+        if lock and self._conn.dialect.name == "postgresql":
+            return query.with_for_update()
+        return query
+
+    async def get(self, transfer_id: str, *, lock: bool = False) -> Transfer | None:
+        row = (
+            await self._conn.execute(
+                self._lock(select(transfers).where(transfers.c.id == transfer_id), lock)
+            )
+        ).first()
+        if row is None:
+            return None
+        return _transfer(row._mapping, await self._refunds(transfer_id))
+
+    async def _refunds(self, transfer_id: str) -> tuple[Refund, ...]:
+        rows = await self._conn.execute(
+            select(transfer_refunds.c.payment_id, transfer_refunds.c.amount, transfer_refunds.c.fee)
+            .where(transfer_refunds.c.transfer_id == transfer_id)
+            .order_by(transfer_refunds.c.id)
+        )
+        return tuple(Refund(*r) for r in rows)
+
+    async def by_memos(self, account: str, memos: list[str]) -> dict[str, Transfer]:
+        """Transfers paid to ``account`` with these id memos, locked for the caller."""
+        if not memos:
+            return {}
+        query = select(transfers).where(
+            transfers.c.stellar_account_id == account, transfers.c.memo.in_(memos)
+        )
+        rows = await self._conn.execute(self._lock(query, True))
+        return {r._mapping["memo"]: _transfer(r._mapping) for r in rows}
+
+    async def by_idempotency_key(self, partner: str, key: str) -> tuple[Transfer, str] | None:
+        row = (
+            await self._conn.execute(
+                select(transfers).where(
+                    transfers.c.partner_account == partner, transfers.c.idempotency_key == key
+                )
+            )
+        ).first()
+        return (_transfer(row._mapping), row._mapping["request_digest"]) if row else None
+
+    async def owner_of(self, transfer_id: str) -> str | None:
+        return await self._conn.scalar(
+            select(transfers.c.partner_account).where(transfers.c.id == transfer_id)
+        )
+
+    async def add(
+        self, t: Transfer, *, idempotency_key: str | None = None, request_digest: str | None = None
+    ) -> bool:
+        """Insert a new transfer; False when its memo (or idempotency key) is taken."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(transfers).values(
+                        **_row(t),
+                        idempotency_key=idempotency_key,
+                        request_digest=request_digest,
+                    )
+                )
+        except IntegrityError:
+            return False
+        await self._events(t)
+        return True
+
+    async def save(self, t: Transfer, *, new_refunds: tuple[Refund, ...] = ()) -> None:
+        """Store the transfer's changed state, the events it appended and new refunds."""
+        row = _row(t)
+        await self._conn.execute(
+            update(transfers)
+            .where(transfers.c.id == t.id)
+            .values(
+                {c: row[c] for c in _STATE_COLUMNS},
+                required_info_updates=(row["required_info_updates"]),
+            )
+        )
+        await self._events(t)
+        if new_refunds:
+            await self._conn.execute(
+                insert(transfer_refunds),
+                [
+                    {
+                        "transfer_id": t.id,
+                        "payment_id": r.payment_id,
+                        "amount": r.amount_stroops,
+                        "fee": r.fee_stroops,
+                        "at": t.updated_at,
+                    }
+                    for r in new_refunds
+                ],
+            )
+
+    async def save_many(self, items: list[Transfer]) -> None:
+        for t in items:
+            await self.save(t)
+
+    async def _events(self, t: Transfer) -> None:
+        if t.events:
+            await self._conn.execute(
+                insert(transfer_events),
+                [
+                    {
+                        "transfer_id": t.id,
+                        "from_status": e.from_status,
+                        "to_status": e.to_status,
+                        "actor": e.actor,
+                        "reason": e.reason,
+                        "at": e.at,
+                    }
+                    for e in t.events
+                ],
+            )
+
+    async def events(self, transfer_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(transfer_events)
+            .where(transfer_events.c.transfer_id == transfer_id)
+            .order_by(transfer_events.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    async def waiting_since(self, status: str, before: datetime, limit: int) -> list[str]:
+        rows = await self._conn.execute(
+            select(transfers.c.id)
+            .where(transfers.c.status == status, transfers.c.started_at < before)
+            .limit(limit)
+        )
+        return [r[0] for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            select(transfers.c.status, func.count()).group_by(transfers.c.status)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+class IncomingPayments:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def cursor(self, account: str, *, lock: bool = False) -> Cursor | None:
+        query = select(
+            watcher_cursors.c.cursor,
+            watcher_cursors.c.last_payment_at,
+            watcher_cursors.c.caught_up_at,
+        ).where(watcher_cursors.c.account == account)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return Cursor(*row) if row else None
+
+    async def save_cursor(self, account: str, cursor: Cursor, now: datetime) -> None:
+        values = {
+            "cursor": cursor.cursor,
+            "last_payment_at": cursor.last_payment_at,
+            "caught_up_at": cursor.caught_up_at,
+            "updated_at": now,
+        }
+        done = await self._conn.execute(
+            update(watcher_cursors).where(watcher_cursors.c.account == account).values(values)
+        )
+        if done.rowcount == 0:
+            await self._conn.execute(insert(watcher_cursors).values(account=account, **values))
+
+    async def known(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await self._conn.execute(
+            select(incoming_payments.c.id).where(incoming_payments.c.id.in_(ids))
+        )
+        return {r[0] for r in rows}
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self._conn.execute(insert(incoming_payments), rows)
+
+    async def list(self, outcome: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(incoming_payments).order_by(incoming_payments.c.created_at).limit(limit)
+        if outcome == "unmatched":
+            query = query.where(incoming_payments.c.outcome != "matched")
+        elif outcome:
+            query = query.where(incoming_payments.c.outcome == outcome)
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+
+class Payouts:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, instruction: Any, now: datetime) -> str:
+        """Queue a payout (status ready) once per (source, source id, purpose)."""
+        existing = await self._conn.scalar(
+            select(payouts.c.id).where(
+                payouts.c.source == instruction.source,
+                payouts.c.source_id == instruction.source_id,
+                payouts.c.purpose == instruction.purpose,
+            )
+        )
+        if existing:
+            return str(existing)
+        payout_id = str(uuid.uuid4())
+        await self._conn.execute(
+            insert(payouts).values(
+                id=payout_id,
+                source=instruction.source,
+                source_id=instruction.source_id,
+                purpose=instruction.purpose,
+                asset_code=instruction.asset_code,
+                asset_issuer=instruction.asset_issuer,
+                amount=instruction.amount_stroops,
+                destination=instruction.destination,
+                memo_type=instruction.memo_type,
+                memo=instruction.memo,
+                rail=instruction.rail,
+                customer_id=instruction.customer_id,
+                status="ready",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return payout_id
+
+    async def of(self, source: str, source_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(payouts).where(payouts.c.source == source, payouts.c.source_id == source_id)
+        )
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,698 @@
+"""SEP-31 receiving-anchor use cases: /info, creating and reading transfers, callbacks, the
+deprecated PATCH, and applying what happens to the money (payments seen by the watcher,
+payout and refund outcomes, expiry). Every status change goes through the Transfer model,
+is recorded with its actor and reason, and queues the partner's signed callback in the same
+transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from stellar_sdk import MuxedAccount, StrKey
+
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
+from gateway.outbound.callbacks import check_callback_url
+from gateway.outbound.horizon import Payment
+from gateway.payouts import PayoutInstruction, PayoutQueue, PayoutResult
+from gateway.sep10 import AuthSession
+from gateway.sep12_customer import CALLBACK_KIND, CustomerService, Status, select_type
+from gateway.sep31.model import (
+    FINAL,
+    Event,
+    IllegalTransition,
+    Refund,
+    Transfer,
+    TransferStatus,
+    fee_for,
+)
+from gateway.settings import AssetSettings, Settings
+from gateway.types import format_stroops, normalize_memo, parse_amount, to_stroops
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger("gateway.sep31")
+
+SOURCE = "sep31"
+S = TransferStatus
+
+
+class CustomerInfoNeeded(BadRequest):
+    def __init__(self, type_name: str):
+        super().__init__("customer_info_needed", type=type_name)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TransferService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        uow: UnitOfWorkFactory,
+        customers: CustomerService,
+        payouts: PayoutQueue,
+        clock: Callable[[], datetime] = _now,
+    ):
+        self._s = settings.sep31
+        self._validation = settings.kyc.validation
+        self._types = settings.sep12.types
+        self._assets = {a.code: a for a in settings.assets}
+        self._receive = {a.code: a for a in settings.sep31.assets if a.code in self._assets}
+        self._uow = uow
+        self._customers = customers
+        self._payouts = payouts
+        self._clock = clock
+        self._insecure_hosts = (
+            frozenset(settings.outbound.insecure_hosts) if not settings.is_mainnet else frozenset()
+        )
+
+    # -- partners ----------------------------------------------------------------------------
+
+    def check_partner(self, session: AuthSession) -> None:
+        """Only sending anchors with an agreement (settings) may use SEP-31."""
+        if not self._s.partner_accounts and not self._s.partner_domains:
+            return  # testnet: any authenticated account (validation refuses this on mainnet)
+        if session.account in self._s.partner_accounts:
+            return
+        if session.client_domain and session.client_domain in self._s.partner_domains:
+            return
+        raise Forbidden("this account is not an allowed sending anchor")
+
+    # -- GET /info ---------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        receive: dict[str, Any] = {}
+        for code, r in self._receive.items():
+            asset = self._assets[code]
+            entry: dict[str, Any] = {
+                "enabled": r.enabled,
+                "quotes_supported": False,
+                "quotes_required": False,
+                "fee_fixed": float(r.fee_fixed),
+                "fee_percent": float(r.fee_percent),
+                "funding_methods": list(r.funding_methods),
+                "sep12": {
+                    "sender": {"types": self._sep12_types("sender", code)},
+                    "receiver": {"types": self._sep12_types("receiver", code)},
+                },
+            }
+            if asset.min_amount is not None:
+                entry["min_amount"] = float(asset.min_amount)
+            if asset.max_amount is not None:
+                entry["max_amount"] = float(asset.max_amount)
+            receive[code] = entry
+        return {"receive": receive}
+
+    def _sep12_types(self, direction: str, code: str) -> dict[str, Any]:
+        if self._validation == "off":
+            return {}
+        out: dict[str, Any] = {}
+        for t in self._types:
+            if t.direction != direction or (t.min_amount and code not in t.min_amount):
+                continue
+            description = t.description
+            if t.min_amount:
+                description += f" (for {t.min_amount[code]} {code} or more)"
+            out[t.name] = {"description": description}
+        return out
+
+    # -- POST /transactions ------------------------------------------------------------------
+
+    async def create(
+        self, session: AuthSession, body: Mapping[str, Any], idempotency_key: str | None
+    ) -> dict[str, Any]:
+        self.check_partner(session)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
+            raise InvalidField("Idempotency-Key", "must be 1 to 128 characters")
+        code = body.get("asset_code")
+        if not isinstance(code, str) or not code:
+            raise InvalidField("asset_code", "is required")
+        receive = self._receive.get(code)
+        if receive is None or not receive.enabled:
+            raise InvalidField("asset_code", f"{code[:12]} is not an asset this anchor receives")
+        asset = self._assets[code]
+        issuer = body.get("asset_issuer")
+        if issuer not in (None, "", asset.issuer):
+            raise InvalidField("asset_issuer", f"is not the issuer of {code} here")
+        if body.get("amount") in (None, ""):
+            raise InvalidField("amount", "is required")
+        amount = parse_amount(body["amount"], "amount", asset.decimals)
+        self._check_limits(asset, amount)
+        funding = self._funding_method(body.get("funding_method"), receive.funding_methods)
+        if body.get("quote_id") not in (None, "") or body.get("destination_asset") not in (
+            None,
+            "",
+        ):
+            raise BadRequest("quotes are not offered: send neither quote_id nor destination_asset")
+        fields = body.get("fields")
+        if fields is not None and not isinstance(fields, dict):
+            raise InvalidField("fields", "must be an object (it is deprecated and ignored)")
+        refund_memo_type, refund_memo = _refund_memo(body)
+        sender_id = await self._customer_ok(session, body.get("sender_id"), "sender", code, amount)
+        receiver_id = await self._customer_ok(
+            session, body.get("receiver_id"), "receiver", code, amount
+        )
+        digest = _digest(body)
+        amount_in = to_stroops(amount)
+        fee = min(
+            fee_for(amount_in, receive.fee_fixed, receive.fee_percent, asset.decimals), amount_in
+        )
+        now = self._clock()
+        for _ in range(5):
+            async with self._uow() as uow:
+                if idempotency_key is not None:
+                    earlier = await self._replay(uow, session, idempotency_key, digest)
+                    if earlier is not None:
+                        return earlier
+                transfer = Transfer(
+                    id=str(uuid.uuid4()),
+                    partner_account=session.account,
+                    client_domain=session.client_domain,
+                    asset_code=code,
+                    asset_issuer=asset.issuer,
+                    decimals=asset.decimals,
+                    amount_in=amount_in,
+                    amount_fee=fee,
+                    amount_out=amount_in - fee,
+                    funding_method=funding,
+                    sender_id=sender_id,
+                    receiver_id=receiver_id,
+                    stellar_account_id=self._s.receiving_account,
+                    memo_type="id",
+                    # Random, so unique and not guessable; the unique index is the backstop.
+                    memo=str(secrets.randbelow(2**63 - 1) + 1),
+                    status=S.PENDING_SENDER,
+                    started_at=now,
+                    updated_at=now,
+                    refund_memo_type=refund_memo_type,
+                    refund_memo=refund_memo,
+                )
+                created = replace_events(transfer, "created", session.sub, now)
+                if await uow.transfers.add(
+                    created, idempotency_key=idempotency_key, request_digest=digest
+                ):
+                    await uow.commit()
+                    return _created(created)
+        raise Conflict("could not create the transfer; try again")
+
+    async def _replay(
+        self, uow: UnitOfWork, session: AuthSession, key: str, digest: str
+    ) -> dict[str, Any] | None:
+        found = await uow.transfers.by_idempotency_key(session.account, key)
+        if found is None:
+            return None
+        transfer, earlier_digest = found
+        if earlier_digest != digest:
+            raise Conflict("Idempotency-Key was already used with a different request")
+        return _created(transfer)
+
+    def _check_limits(self, asset: AssetSettings, amount: Decimal) -> None:
+        if asset.min_amount is not None and amount < asset.min_amount:
+            raise InvalidField("amount", f"must be at least {asset.min_amount} {asset.code}")
+        if asset.max_amount is not None and amount > asset.max_amount:
+            raise InvalidField("amount", f"must be at most {asset.max_amount} {asset.code}")
+
+    @staticmethod
+    def _funding_method(value: object, methods: tuple[str, ...]) -> str:
+        if value in (None, ""):
+            if len(methods) == 1:
+                return methods[0]  # senders of SEP-31 before v3.1 do not send it
+            raise InvalidField("funding_method", "is required; one of " + ", ".join(methods))
+        if value not in methods:
+            raise InvalidField("funding_method", "must be one of " + ", ".join(methods))
+        return str(value)
+
+    async def _customer_ok(
+        self,
+        session: AuthSession,
+        customer_id: object,
+        direction: str,
+        code: str,
+        amount: Decimal,
+    ) -> str | None:
+        """The customer id when it is the caller's and ACCEPTED for the type this amount
+        needs; otherwise 400 customer_info_needed naming that type."""
+        spec = select_type(self._types, direction, code, amount)
+        needed = spec is not None and self._validation != "off" and bool(spec.required)
+        if customer_id in (None, ""):
+            if needed:
+                assert spec is not None
+                raise CustomerInfoNeeded(spec.name)
+            return None
+        if not isinstance(customer_id, str) or spec is None:
+            raise InvalidField(f"{direction}_id", "must be the id of a SEP-12 customer")
+        status = await self._customers.status_for(
+            session, customer_id, spec.name, same_account=True
+        )
+        if status is None and not needed:
+            raise InvalidField(f"{direction}_id", "no such customer of yours")
+        if needed and status != Status.ACCEPTED:
+            raise CustomerInfoNeeded(spec.name)
+        return customer_id
+
+    # -- GET /transactions/{id}, callbacks, PATCH --------------------------------------------
+
+    async def _owned(
+        self, uow: UnitOfWork, session: AuthSession, transfer_id: str, *, lock: bool = False
+    ) -> Transfer:
+        transfer = await uow.transfers.get(transfer_id, lock=lock)
+        if transfer is None or transfer.partner_account != session.account:
+            raise NotFound("transaction not found")
+        return transfer
+
+    async def get(self, session: AuthSession, transfer_id: str) -> dict[str, Any]:
+        self.check_partner(session)
+        async with self._uow(read_only=True) as uow:
+            transfer = await self._owned(uow, session, transfer_id)
+        return render(transfer)
+
+    async def set_callback(
+        self, session: AuthSession, transfer_id: str, body: Mapping[str, Any]
+    ) -> None:
+        self.check_partner(session)
+        url = check_callback_url(body.get("url"), self._insecure_hosts)
+        async with self._uow() as uow:
+            transfer = await self._owned(uow, session, transfer_id, lock=True)
+            await uow.transfers.save(_with(transfer, callback_url=url))
+            await uow.commit()
+
+    async def patch(
+        self, session: AuthSession, transfer_id: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Deprecated SEP-31 PATCH: the transaction fields an operator asked to be fixed."""
+        self.check_partner(session)
+        fields = body.get("fields")
+        values = fields.get("transaction") if isinstance(fields, dict) else None
+        if not isinstance(values, dict) or not values:
+            raise InvalidField("fields", 'must be {"transaction": {...}}')
+        async with self._uow() as uow:
+            transfer = await self._owned(uow, session, transfer_id, lock=True)
+            if transfer.status != S.PENDING_TRANSACTION_INFO_UPDATE:
+                raise BadRequest("no update of this transaction's fields was requested")
+            wanted = (transfer.required_info_updates or {}).get("transaction", {})
+            extra = sorted(set(values) - set(wanted))
+            if extra:
+                raise BadRequest("fields that were not requested: " + ", ".join(extra))
+            missing = sorted(
+                n
+                for n, spec in wanted.items()
+                if n not in values and not (isinstance(spec, dict) and spec.get("optional"))
+            )
+            if missing:
+                raise BadRequest("requested fields missing: " + ", ".join(missing))
+            updated = transfer.info_updated(session.sub, self._clock())
+            await self._save(uow, updated)
+            await uow.commit()
+        return render(updated)
+
+    # -- the money ---------------------------------------------------------------------------
+
+    async def apply_payments(
+        self, uow: UnitOfWork, account: str, records: list[Payment], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Match the payments to ``account`` by memo and apply them; returns the rows to
+        keep in incoming_payments (one per payment, matched or not)."""
+        incoming = [p for p in records if p.to == account]
+        memos = [p.memo for p in incoming if p.memo_type == "id" and p.memo]
+        found = await uow.transfers.by_memos(account, memos)
+        rows: list[dict[str, Any]] = []
+        for p in incoming:
+            transfer = found.get(p.memo or "") if p.memo_type == "id" else None
+            outcome, note, updated = await self._apply_one(uow, transfer, p, now)
+            if updated is not None:  # a second payment in this page sees the new status
+                found[p.memo or ""] = _with(updated)
+            rows.append(
+                {
+                    "id": p.id,
+                    "account": account,
+                    "transaction_hash": p.transaction_hash,
+                    "source": p.source,
+                    "asset_code": p.asset_code,
+                    "asset_issuer": p.asset_issuer,
+                    "amount": to_stroops(p.amount),
+                    "memo_type": p.memo_type,
+                    "memo": p.memo,
+                    "created_at": p.created_at,
+                    "seen_at": now,
+                    "outcome": outcome,
+                    "note": note,
+                    "transfer_id": transfer.id if transfer else None,
+                }
+            )
+        return rows
+
+    async def _apply_one(
+        self, uow: UnitOfWork, transfer: Transfer | None, p: Payment, now: datetime
+    ) -> tuple[str, str | None, Transfer | None]:
+        """(outcome, note, the transfer as it now is when it changed)."""
+        if transfer is None:
+            return "unknown_memo", "no transfer has this memo", None
+        if (p.asset_code, p.asset_issuer) != (transfer.asset_code, transfer.asset_issuer):
+            return (
+                "wrong_asset",
+                f"paid in {p.asset_code or 'XLM'}, not {transfer.asset_code}",
+                None,
+            )
+        if transfer.status == S.EXPIRED:
+            return "late", "the transfer had expired", None
+        if transfer.status != S.PENDING_SENDER:
+            return "duplicate", f"the transfer had been paid already ({transfer.status})", None
+        paid = to_stroops(p.amount)
+        expected = transfer.amount_in
+        fmt = lambda v: format_stroops(v, transfer.decimals)  # noqa: E731
+        actor = "payment-watcher"
+        if paid == expected:
+            received = transfer.funds_received(
+                amount=paid,
+                sender_account=p.source,
+                transaction_id=p.transaction_hash,
+                actor=actor,
+                at=now,
+            )
+            await self._save(uow, received)
+            await self._queue_payout(uow, received, now)
+            return "matched", None, received
+        kind = "short" if paid < expected else "over"
+        note = f"paid {fmt(paid)}, expected {fmt(expected)}"
+        policy = self._s.underpayment if kind == "short" else self._s.overpayment
+        if policy == "hold":
+            held = transfer.funds_received(
+                amount=paid,
+                sender_account=p.source,
+                transaction_id=p.transaction_hash,
+                actor=actor,
+                at=now,
+                hold=f"held for an operator: {note}",
+            )
+            await self._save(uow, held)
+            return kind, note, held
+        received = transfer.funds_received(
+            amount=paid,
+            sender_account=p.source,
+            transaction_id=p.transaction_hash,
+            actor=actor,
+            at=now,
+        )
+        await self._save(uow, received)
+        if kind == "short":
+            await self._queue_refund(uow, received, paid, f"refund of a short payment: {note}")
+        else:
+            await self._queue_payout(uow, received, now)
+            await self._queue_refund(
+                uow, received, paid - expected, f"refund of the excess: {note}"
+            )
+        return kind, note, received
+
+    async def _queue_payout(self, uow: UnitOfWork, t: Transfer, now: datetime) -> None:
+        destination, memo_type, memo, rail = await self._destination(t)
+        await self._payouts.enqueue(
+            uow,
+            PayoutInstruction(
+                source=SOURCE,
+                source_id=t.id,
+                purpose="payout",
+                asset_code=t.asset_code,
+                asset_issuer=t.asset_issuer,
+                amount_stroops=t.amount_out,
+                destination=destination,
+                memo_type=memo_type,
+                memo=memo,
+                rail=rail,
+                customer_id=t.receiver_id,
+            ),
+        )
+
+    async def _destination(
+        self, t: Transfer
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """Where the receiver is paid: a Stellar account from their KYC (crypto_address), or
+        the off-chain rail of the funding method, whose details it reads from the KYC."""
+        if t.receiver_id is not None:
+            data = await self._customers.personal_data(t.receiver_id)
+            address = data.get("crypto_address", "")
+            if StrKey.is_valid_ed25519_public_key(address) or (
+                address.startswith("M") and _is_muxed(address)
+            ):
+                memo = data.get("external_transfer_memo") or data.get("crypto_memo")
+                return address, ("text" if memo else None), memo, None
+        return None, None, None, t.funding_method
+
+    async def _queue_refund(self, uow: UnitOfWork, t: Transfer, amount: int, reason: str) -> None:
+        assert t.sender_account is not None
+        memo_type = t.refund_memo_type or t.memo_type
+        memo = t.refund_memo or t.memo
+        await self._payouts.enqueue(
+            uow,
+            PayoutInstruction(
+                source=SOURCE,
+                source_id=t.id,
+                purpose="refund",
+                asset_code=t.asset_code,
+                asset_issuer=t.asset_issuer,
+                amount_stroops=amount,
+                destination=t.sender_account,
+                memo_type=memo_type,
+                memo=memo,
+            ),
+        )
+        log.info(
+            "transfer %s: refund of %s queued (%s)",
+            t.id,
+            format_stroops(amount, t.decimals),
+            reason,
+        )
+
+    async def payout_settled(self, result: PayoutResult) -> None:
+        """A payout or refund of a transfer ended (the payout engine calls this)."""
+        now = self._clock()
+        actor = "payout-engine"
+        async with self._uow() as uow:
+            t = await uow.transfers.get(result.source_id, lock=True)
+            if t is None:
+                log.warning(
+                    "payout %s settled for unknown transfer %s", result.payout_id, result.source_id
+                )
+                return
+            if result.purpose == "refund":
+                if not result.succeeded:
+                    updated = (
+                        t
+                        if t.status in FINAL
+                        else t.failed(f"refund failed: {result.reason or 'unknown'}", actor, now)
+                    )
+                    await self._save(uow, updated)
+                else:
+                    refund = Refund(
+                        result.stellar_transaction_id or result.payout_id,
+                        result.amount_stroops,
+                        result.fee_stroops,
+                    )
+                    whole = result.amount_stroops >= (t.amount_received or t.amount_in)
+                    if whole:
+                        updated = t.refunded(refund, actor=actor, reason="refunded", at=now)
+                    else:
+                        updated = t.partly_refunded(
+                            refund, actor=actor, reason="excess refunded", at=now
+                        )
+                    await self._save(uow, updated, new_refunds=(refund,))
+            elif result.succeeded:
+                done = t.completed(
+                    reference=result.stellar_transaction_id or result.external_reference,
+                    actor=actor,
+                    at=now,
+                )
+                await self._save(uow, done)
+            elif self._s.payout_failure == "refund" and t.sender_account is not None:
+                failed = _with(t, status_message=f"payout failed: {result.reason}")
+                await self._save(uow, failed)
+                await self._queue_refund(
+                    uow, failed, t.amount_received or t.amount_in, f"payout failed: {result.reason}"
+                )
+            else:
+                await self._save(uow, t.failed(f"payout failed: {result.reason}", actor, now))
+            await uow.commit()
+
+    async def payout_submitted(self, transfer_id: str, *, on_stellar: bool) -> None:
+        """The payout engine handed the payout to the network or the rail."""
+        async with self._uow() as uow:
+            t = await uow.transfers.get(transfer_id, lock=True)
+            if t is not None and t.status == S.PENDING_RECEIVER and t.hold_reason is None:
+                await self._save(
+                    uow,
+                    t.payout_sent(on_stellar=on_stellar, actor="payout-engine", at=self._clock()),
+                )
+                await uow.commit()
+
+    async def expire_once(self, batch: int = 500) -> int:
+        """Transfers whose payment never came expire."""
+        now = self._clock()
+        before = now - timedelta(seconds=self._s.pending_sender_seconds)
+        async with self._uow() as uow:
+            ids = await uow.transfers.waiting_since(S.PENDING_SENDER, before, batch)
+            for transfer_id in ids:
+                t = await uow.transfers.get(transfer_id, lock=True)
+                if t is not None and t.status == S.PENDING_SENDER:
+                    await self._save(uow, t.expired("expiry", now))
+            await uow.commit()
+        return len(ids)
+
+    # -- operators ---------------------------------------------------------------------------
+
+    async def operate(
+        self,
+        transfer_id: str,
+        action: str,
+        actor: str,
+        reason: str,
+        fields: dict[str, Any] | None = None,
+    ) -> Transfer:
+        """Operator actions: release (a held payment goes to payout), refund, fail,
+        need_customer_info, need_transaction_info."""
+        now = self._clock()
+        async with self._uow() as uow:
+            t = await uow.transfers.get(transfer_id, lock=True)
+            if t is None:
+                raise NotFound("transaction not found")
+            if action == "release":
+                t = t.release_hold(actor, reason, now)
+                await self._save(uow, t)
+                await self._queue_payout(uow, t, now)
+            elif action == "refund":
+                if t.amount_received is None or t.sender_account is None:
+                    raise IllegalTransition(t.status, "refunded")
+                await self._queue_refund(uow, t, t.amount_received, reason)
+            elif action == "fail":
+                t = t.failed(reason, actor, now)
+                await self._save(uow, t)
+            elif action == "need_customer_info":
+                t = t.needs_customer_info(reason, actor, now)
+                await self._save(uow, t)
+            elif action == "need_transaction_info":
+                t = t.needs_transaction_info(reason, {"transaction": fields or {}}, actor, now)
+                await self._save(uow, t)
+            elif action == "info_updated":
+                t = t.info_updated(actor, now)
+                await self._save(uow, t)
+            else:
+                raise InvalidField("action", "unknown action")
+            await uow.commit()
+        return t
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def _save(
+        self, uow: UnitOfWork, t: Transfer, *, new_refunds: tuple[Refund, ...] = ()
+    ) -> None:
+        """Store a changed transfer and queue the partner's callback for a new status."""
+        await uow.transfers.save(t, new_refunds=new_refunds)
+        moved = any(e.from_status != e.to_status for e in t.events)
+        if moved and t.callback_url:
+            body = json.dumps(render(t), separators=(",", ":")).encode()
+            await uow.outbox.add(
+                str(uuid.uuid4()), CALLBACK_KIND, t.callback_url, body, t.id, t.updated_at
+            )
+
+    async def owner_of(self, transfer_id: str) -> str | None:
+        async with self._uow(read_only=True) as uow:
+            return await uow.transfers.owner_of(transfer_id)
+
+
+def replace_events(t: Transfer, reason: str, actor: str, at: datetime) -> Transfer:
+    """A new transfer's first history entry."""
+    return replace(t, events=(Event(None, str(t.status), actor, reason, at),))
+
+
+def _with(t: Transfer, **changes: Any) -> Transfer:
+    """A change outside the state machine (callback URL, notes): no history entry."""
+    return replace(t, events=(), **changes)
+
+
+def _created(t: Transfer) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "stellar_account_id": t.stellar_account_id,
+        "stellar_memo_type": t.memo_type,
+        "stellar_memo": t.memo,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def render(t: Transfer) -> dict[str, Any]:
+    """The GET /transactions/{id} body (and the callback body)."""
+    fmt = lambda v: format_stroops(v, t.decimals)  # noqa: E731
+    asset = f"stellar:{t.asset_code}:{t.asset_issuer}"
+    amount_in = t.amount_received if t.amount_received is not None else t.amount_in
+    tx: dict[str, Any] = {
+        "id": t.id,
+        "status": str(t.status),
+        "amount_in": fmt(amount_in),
+        "amount_in_asset": asset,
+        "amount_out": fmt(t.amount_out),
+        "amount_out_asset": asset,
+        "amount_fee": fmt(t.amount_fee),
+        "amount_fee_asset": asset,
+        "fee_details": {"total": fmt(t.amount_fee), "asset": asset},
+        "stellar_account_id": t.stellar_account_id,
+        "stellar_memo_type": t.memo_type,
+        "stellar_memo": t.memo,
+        "started_at": _iso(t.started_at),
+        "updated_at": _iso(t.updated_at),
+        "completed_at": _iso(t.completed_at),
+        "stellar_transaction_id": t.stellar_transaction_id,
+        "external_transaction_id": t.external_transaction_id,
+        "refunded": t.status == S.REFUNDED,
+    }
+    if t.status_message:
+        tx["status_message"] = t.status_message
+    if t.refunds:
+        tx["refunds"] = {
+            "amount_refunded": fmt(t.refunded_stroops),
+            "amount_fee": fmt(t.refund_fees_stroops),
+            "payments": [
+                {"id": r.payment_id, "amount": fmt(r.amount_stroops), "fee": fmt(r.fee_stroops)}
+                for r in t.refunds
+            ],
+        }
+    if t.required_info_message:
+        tx["required_info_message"] = t.required_info_message
+    if t.status == S.PENDING_TRANSACTION_INFO_UPDATE and t.required_info_updates:
+        tx["required_info_updates"] = t.required_info_updates
+    return {"transaction": tx}
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, default=str, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _is_muxed(address: str) -> bool:
+    try:
+        MuxedAccount.from_account(address)
+    except Exception:
+        return False
+    return True
+
+
+def _refund_memo(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    memo, kind = body.get("refund_memo"), body.get("refund_memo_type")
+    if memo in (None, "") and kind in (None, ""):
+        return None, None
+    if memo in (None, "") or kind in (None, ""):
+        raise BadRequest("refund_memo and refund_memo_type go together")
+    return str(kind), normalize_memo(memo, kind, "refund_memo")
