@@ -1,4 +1,5 @@
-"""The ``gateway`` command: serve, work, db, keys, kyc, outbox, config, horizon, sandbox."""
+"""The ``gateway`` command: serve, work, watch-payments, db, keys, kyc, transfers, payments,
+outbox, config, horizon, sandbox."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stellar_sdk import Keypair
 
@@ -29,6 +30,8 @@ from gateway.settings import (
     missing_testnet_secrets,
     with_generated_secrets,
 )
+
+T = TypeVar("T")
 
 
 def _fail(lines: Sequence[str], code: int = 2) -> int:
@@ -218,6 +221,35 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[Deps, Services]]:
         await deps.aclose()
 
 
+class CommandFailed(Exception):
+    """Ends a command with these lines on stderr and this exit code."""
+
+    def __init__(self, lines: Sequence[str], code: int = 1):
+        super().__init__("; ".join(lines))
+        self.lines = list(lines)
+        self.code = code
+
+
+def _with_services(args: argparse.Namespace, job: Callable[[Deps, Services], Awaitable[T]]) -> T:
+    """Run ``job`` with the app's services: a bad config ends the command with exit 2, an
+    action the gateway refuses (its error message) with exit 1."""
+    from gateway.errors import GatewayError
+
+    try:
+        settings = _load_for_work(args)
+    except ConfigError as exc:
+        raise CommandFailed(exc.problems, code=2) from None
+
+    async def run() -> T:
+        async with _services(settings) as (deps, services):
+            return await job(deps, services)
+
+    try:
+        return asyncio.run(run())
+    except GatewayError as exc:
+        raise CommandFailed([exc.message]) from None
+
+
 def _load_for_work(args: argparse.Namespace) -> Settings:
     settings, generated = with_generated_secrets(_load(args))
     os.environ.update(generated)
@@ -256,44 +288,138 @@ def cmd_work(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_kyc_decide(args: argparse.Namespace) -> int:
-    from gateway.errors import GatewayError
+def cmd_watch_payments(args: argparse.Namespace) -> int:
+    """The SEP-31 payment watcher (and expiry of unpaid transfers) without HTTP."""
+    from gateway.app import payment_steps
+    from gateway.logs import configure_logging
+    from gateway.workers import run_forever
 
+    configure_logging(args.log_level)
     try:
         settings = _load_for_work(args)
     except ConfigError as exc:
         return _fail(exc.problems)
+    if not settings.seps.sep31:
+        return _fail(["seps.sep31: SEP-31 is switched off; there is nothing to watch"])
 
-    async def run() -> str:
+    async def run() -> None:
         async with _services(settings) as (_, services):
-            status = await services.customers.decide(
-                args.customer_id, args.type, args.status, args.reason, actor="operator:cli"
-            )
-        return str(status)
+            steps = payment_steps(services)
+            if args.once:
+                watch, expire = steps[0][1], steps[1][1]
+                while await watch():
+                    pass
+                await expire()
+                lag = await services.watcher.lag()
+                print(f"caught up on {lag.account}; last payment at {lag.last_payment_at}")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await asyncio.gather(*(run_forever(n, s, interval=i, stop=stop) for n, s, i in steps))
 
     try:
-        status = asyncio.run(run())
-    except GatewayError as exc:
-        return _fail([exc.message], code=1)
+        asyncio.run(run())
+    except Exception as exc:  # one clear line: Horizon unreachable, database down, ...
+        return _fail([f"payment watcher stopped: {exc}"], code=1)
+    return 0
+
+
+def _transfer_view(t: Any) -> dict[str, Any]:
+    """A transfer for operators: state and amounts, no personal data."""
+    from gateway.sep31.service import render
+
+    view = render(t)["transaction"]
+    view.update(
+        partner_account=t.partner_account,
+        sender_id=t.sender_id,
+        receiver_id=t.receiver_id,
+        funding_method=t.funding_method,
+        hold_reason=t.hold_reason,
+    )
+    return dict(view)
+
+
+def cmd_transfers_list(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> list[Any]:
+        async with deps.uow(read_only=True) as uow:
+            return await uow.transfers.list(args.status, args.limit)
+
+    for t in _with_services(args, job):
+        print(json.dumps(_transfer_view(t), default=str))
+    return 0
+
+
+def cmd_transfers_show(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> dict[str, Any]:
+        async with deps.uow(read_only=True) as uow:
+            t = await uow.transfers.get(args.transfer_id)
+            if t is None:
+                raise CommandFailed(["transfer not found"])
+            return {
+                **_transfer_view(t),
+                "events": await uow.transfers.events(t.id),
+                "payouts": await uow.payouts.of("sep31", t.id),
+            }
+
+    print(json.dumps(_with_services(args, job), indent=2, default=str))
+    return 0
+
+
+def cmd_transfers_act(args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {}
+    for item in args.field or ():
+        name, _, description = item.partition("=")
+        if not name or not description:
+            raise CommandFailed([f"--field {item!r}: write it as name=description"], code=2)
+        fields[name] = {"description": description}
+    if args.action == "need_transaction_info" and not fields:
+        raise CommandFailed(
+            ["need_transaction_info: name the fields with --field name=description"], code=2
+        )
+
+    async def job(_: Deps, services: Services) -> Any:
+        return await services.transfers.operate(
+            args.transfer_id, args.action, f"operator:{args.operator}", args.reason, fields or None
+        )
+
+    t = _with_services(args, job)
+    note = f" ({t.hold_reason})" if t.hold_reason else ""
+    print(f"transfer {t.id} is {t.status}{note}")
+    return 0
+
+
+def cmd_payments_list(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
+        async with deps.uow(read_only=True) as uow:
+            return await uow.payments.list(args.outcome, args.limit)
+
+    for row in _with_services(args, job):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_kyc_decide(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> Any:
+        return await services.customers.decide(
+            args.customer_id, args.type, args.status, args.reason, actor="operator:cli"
+        )
+
+    status = _with_services(args, job)
     print(f"customer {args.customer_id} is {status} for {args.type}")
     return 0
 
 
 def cmd_kyc_show(args: argparse.Namespace) -> int:
-    try:
-        settings = _load_for_work(args)
-    except ConfigError as exc:
-        return _fail(exc.problems)
-
-    async def run() -> dict[str, Any] | None:
-        async with _services(settings) as (deps, _):
-            async with deps.uow(read_only=True) as uow:
-                customer = await uow.customers.get(args.customer_id)
-                if customer is None:
-                    return None
-                statuses = await uow.customers.type_statuses(customer.id)
-                fields = await uow.customers.fields(customer.id)
-                events = await uow.customers.events(customer.id)
+    async def job(deps: Deps, _: Services) -> dict[str, Any]:
+        async with deps.uow(read_only=True) as uow:
+            customer = await uow.customers.get(args.customer_id)
+            if customer is None:
+                raise CommandFailed(["customer not found"])
+            statuses = await uow.customers.type_statuses(customer.id)
+            fields = await uow.customers.fields(customer.id)
+            events = await uow.customers.events(customer.id)
         return {
             "id": customer.id,
             "version": customer.version,
@@ -305,10 +431,7 @@ def cmd_kyc_show(args: argparse.Namespace) -> int:
             "events": events,
         }
 
-    shown = asyncio.run(run())
-    if shown is None:
-        return _fail(["customer not found"], code=1)
-    print(json.dumps(shown, indent=2, default=str))
+    print(json.dumps(_with_services(args, job), indent=2, default=str))
     return 0
 
 
@@ -462,6 +585,57 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     work.set_defaults(func=cmd_work)
 
+    watch = with_config(
+        sub.add_parser(
+            "watch-payments",
+            help="match incoming SEP-31 payments (also done by `serve` unless "
+            "sep31.watch_in_server is false) and expire unpaid transfers",
+        )
+    )
+    watch.add_argument("--once", action="store_true", help="read until caught up, then exit")
+    watch.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    watch.set_defaults(func=cmd_watch_payments)
+
+    transfers_cmd = sub.add_parser("transfers", help="SEP-31 transfers (no personal data)")
+    transfers_sub = transfers_cmd.add_subparsers(dest="transfers", required=True)
+    t_list = with_config(transfers_sub.add_parser("list", help="transfers, newest first"))
+    t_list.add_argument("--status")
+    t_list.add_argument("--limit", type=int, default=100)
+    t_list.set_defaults(func=cmd_transfers_list)
+    t_show = with_config(transfers_sub.add_parser("show", help="a transfer, its history, payouts"))
+    t_show.add_argument("transfer_id")
+    t_show.set_defaults(func=cmd_transfers_show)
+    t_act = with_config(transfers_sub.add_parser("act", help="an operator's action on a transfer"))
+    t_act.add_argument("transfer_id")
+    t_act.add_argument(
+        "action",
+        choices=[
+            "release",
+            "refund",
+            "fail",
+            "need_customer_info",
+            "need_transaction_info",
+            "info_updated",
+        ],
+    )
+    t_act.add_argument("--reason", required=True, help="recorded in the history")
+    t_act.add_argument("--operator", required=True, help="who acts (recorded)")
+    t_act.add_argument(
+        "--field", action="append", help="need_transaction_info: name=description (repeat)"
+    )
+    t_act.set_defaults(func=cmd_transfers_act)
+
+    payments_cmd = sub.add_parser("payments", help="incoming payments the watcher recorded")
+    payments_sub = payments_cmd.add_subparsers(dest="payments", required=True)
+    p_list = with_config(payments_sub.add_parser("list", help="oldest first"))
+    p_list.add_argument(
+        "--outcome",
+        help="matched, unmatched (everything else), short, over, duplicate, unknown_memo, "
+        "wrong_asset, late",
+    )
+    p_list.add_argument("--limit", type=int, default=100)
+    p_list.set_defaults(func=cmd_payments_list)
+
     kyc = sub.add_parser("kyc", help="customers' KYC").add_subparsers(dest="kyc", required=True)
     decide = with_config(kyc.add_parser("decide", help="accept or reject a customer for a type"))
     decide.add_argument("customer_id")
@@ -509,7 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CommandFailed as exc:
+        return _fail(exc.lines, exc.code)
     return code
 
 

@@ -15,13 +15,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from gateway import sep1, sep10
 from gateway.db.migrate import schema_status
 from gateway.deps import Deps, build_deps
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
+from gateway.ops import observability
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
 from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
@@ -61,7 +62,8 @@ class Services:
     customers: CustomerService
     transfers: TransferService
     watcher: PaymentWatcher
-    outbox: OutboxDispatcher
+    callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
+    reviews: OutboxDispatcher  # requests to the KYC provider
 
 
 def build_services(settings: Settings, deps: Deps) -> Services:
@@ -90,17 +92,31 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         transfers=transfers,
         clock=now,
     )
-    handlers: dict[str, Handler] = {}
+    callback_handlers: dict[str, Handler] = {}
     if deps.callbacks is not None:
-        handlers[CALLBACK_KIND] = SignedCallbacks(
+        callback_handlers[CALLBACK_KIND] = SignedCallbacks(
             deps.callbacks, settings.signing_keypair, deps.clock
         )
+    review_handlers: dict[str, Handler] = {}
     if deps.kyc_provider is not None:
-        handlers[REVIEW_KIND] = provider_review_handler(customers, deps.kyc_provider)
-    outbox = OutboxDispatcher(
-        deps.uow, handlers, retry_seconds=settings.outbox.retry_seconds, clock=deps.clock
+        review_handlers[REVIEW_KIND] = provider_review_handler(customers, deps.kyc_provider)
+
+    def dispatcher(handlers: dict[str, Handler], timeout: float) -> OutboxDispatcher:
+        return OutboxDispatcher(
+            deps.uow,
+            handlers,
+            retry_seconds=settings.outbox.retry_seconds,
+            timeout=timeout,
+            clock=deps.clock,
+        )
+
+    return Services(
+        customers=customers,
+        transfers=transfers,
+        watcher=watcher,
+        callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
+        reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
     )
-    return Services(customers=customers, transfers=transfers, watcher=watcher, outbox=outbox)
 
 
 def background_steps(
@@ -127,11 +143,21 @@ def background_steps(
         ("sweep-files", sweep_files, FILE_SWEEP_SECONDS),
     ]
     if settings.outbox.run_in_server:
-        steps.append(("outbox", services.outbox.deliver_once, OUTBOX_POLL_SECONDS))
+        steps.append(("callbacks", services.callbacks.deliver_once, OUTBOX_POLL_SECONDS))
+        steps.append(("kyc-reviews", services.reviews.deliver_once, OUTBOX_POLL_SECONDS))
     if settings.seps.sep31 and settings.sep31.watch_in_server:
-        steps.append(("payment-watcher", services.watcher.watch_once, WATCH_POLL_SECONDS))
-        steps.append(("expire-transfers", services.transfers.expire_once, EXPIRY_SWEEP_SECONDS))
+        steps.extend(payment_steps(services))
     return steps
+
+
+def payment_steps(
+    services: Services,
+) -> list[tuple[str, Callable[[], Awaitable[int | None]], float]]:
+    """The SEP-31 payment watcher and the expiry of unpaid transfers."""
+    return [
+        ("payment-watcher", services.watcher.watch_once, WATCH_POLL_SECONDS),
+        ("expire-transfers", services.transfers.expire_once, EXPIRY_SWEEP_SECONDS),
+    ]
 
 
 def create_app(settings: Settings, deps: Deps) -> Starlette:
@@ -165,11 +191,15 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
     endpoints = {SEP10_TOML_KEY: web_auth_endpoint}
     routes: list[BaseRoute] = [
         *sep10_routes(web_auth, settings.network_passphrase),
-        Route("/health", _health, methods=["GET"]),
+        *observability.routes(settings, deps, services),
     ]
     body_limits: dict[str, int] = {}
     if settings.seps.sep12:
-        sep12_routes.keep_uploads_in_memory(settings.sep12.max_file_bytes)
+        # A PUT may carry a few ID photos.
+        kyc_body_limit = max(
+            settings.server.max_body_bytes, 4 * settings.sep12.max_file_bytes + 65536
+        )
+        sep12_routes.keep_uploads_in_memory(kyc_body_limit)
         routes.append(
             Mount(
                 sep12_routes.PREFIX,
@@ -178,10 +208,8 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
             )
         )
         endpoints[sep12_routes.TOML_KEY] = settings.base_url + sep12_routes.PREFIX
-        # A PUT may carry a few ID photos.
-        body_limits[sep12_routes.PREFIX] = max(
-            settings.server.max_body_bytes, 4 * settings.sep12.max_file_bytes + 65536
-        )
+        body_limits[sep12_routes.PREFIX] = kyc_body_limit
+        body_limits[sep12_routes.PREFIX + "/customer/files"] = settings.sep12.max_file_bytes + 65536
 
     if settings.seps.sep31:
         routes.extend(sep31_routes.public_routes(services.transfers))
@@ -241,10 +269,6 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
     app.state.services = services
     app.state.stellar_toml = toml_body
     return app
-
-
-async def _health(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -71,6 +71,12 @@ def build_deps(settings: Settings) -> Deps:
         headers=headers,
         follow_redirects=False,
     )
+    callback_client = httpx.AsyncClient(
+        transport=GuardedTransport(allowed_hosts=settings.outbound.insecure_callback_hosts),
+        timeout=settings.outbox.timeout_seconds,
+        headers=headers,
+        follow_redirects=False,
+    )
     tomls = HttpxStellarTomls(
         outbound_client,
         insecure_hosts=settings.outbound.insecure_hosts,
@@ -83,6 +89,7 @@ def build_deps(settings: Settings) -> Deps:
         engine.dispose,
         horizon_client.aclose,
         outbound_client.aclose,
+        callback_client.aclose,
     ]
     kyc_provider = None
     if settings.kyc.validation == "provider" and settings.kyc.provider_secret is not None:
@@ -100,7 +107,7 @@ def build_deps(settings: Settings) -> Deps:
         horizon=HttpxHorizon(horizon_client),
         tomls=tomls,
         # Callback URLs are the clients' choice: the guarded client, public addresses only.
-        callbacks=HttpxCallbackEndpoints(outbound_client),
+        callbacks=HttpxCallbackEndpoints(callback_client),
         kyc_provider=kyc_provider,
         closers=closers,
     )

@@ -10,11 +10,12 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 
-from gateway.errors import BadRequest, GatewayError, UnsupportedContentType
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedContentType
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+MAX_JSON_BYTES = 262_144  # no request of any SEP needs more; files come as multipart
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,14 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
     kind = media_type(request)
     if kind == JSON or kind.endswith("+json"):
         raw = await request.body()
+        if len(raw) > MAX_JSON_BYTES:
+            raise PayloadTooLarge(f"JSON bodies are at most {MAX_JSON_BYTES} bytes")
         try:
             # Amounts arrive as JSON numbers: read them as Decimal, never as float.
             data = json.loads(raw, parse_float=Decimal) if raw else {}
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            # A lone surrogate (\ud800) is valid JSON but not text: refuse it here.
+            json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        except (ValueError, UnicodeError, RecursionError):
             raise BadRequest("Request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")

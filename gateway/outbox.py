@@ -48,58 +48,72 @@ def _utc(clock: Callable[[], float]) -> datetime:
 
 
 class OutboxDispatcher:
+    """Delivers the outbox messages of some kinds (one dispatcher per lane, so slow KYC
+    reviews never hold up callbacks). Each send has ``timeout`` seconds in all, well inside
+    the lease, after which it counts as failed."""
+
     def __init__(
         self,
         uow: UnitOfWorkFactory,
         handlers: Mapping[str, Handler],
         *,
         retry_seconds: tuple[int, ...],
+        timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
-        batch: int = 50,
         concurrency: int = 8,
     ):
         self._uow = uow
         self._handlers = dict(handlers)
+        self._kinds = tuple(handlers)
         self._retry = retry_seconds
+        self._timeout = min(timeout, LEASE_SECONDS / 4)
         self._clock = clock
-        self._batch = batch
-        self._slots = asyncio.Semaphore(concurrency)
+        self._batch = concurrency
 
     async def deliver_once(self) -> int:
         """Deliver the messages due now; returns how many were attempted."""
+        if not self._kinds:
+            return 0
         now = _utc(self._clock)
         async with self._uow() as uow:
-            rows = await uow.outbox.claim(now, now + timedelta(seconds=LEASE_SECONDS), self._batch)
+            rows = await uow.outbox.claim(
+                now, now + timedelta(seconds=LEASE_SECONDS), self._batch, self._kinds
+            )
             await uow.commit()
         await asyncio.gather(*(self._deliver(row) for row in rows))
         return len(rows)
 
     async def _deliver(self, row: OutboxRow) -> None:
-        async with self._slots:
-            handler = self._handlers.get(row.kind)
-            try:
-                if handler is None:
-                    raise DeliveryFailed(f"no handler for {row.kind}")
+        handler = self._handlers[row.kind]
+        try:
+            async with asyncio.timeout(self._timeout):
                 await handler(row)
-            except DeliveryWaiting as wait:
-                await self._wait(row, wait)
-                return
-            except (DeliveryFailed, GatewayError) as exc:
-                await self._failed(row, str(exc))
-                return
-            except Exception as exc:
-                log.warning("outbox %s (%s) failed unexpectedly", row.id, row.kind, exc_info=True)
-                await self._failed(row, type(exc).__name__)
-                return
-            async with self._uow() as uow:
-                await uow.outbox.sent(row.id, _utc(self._clock))
-                await uow.commit()
+        except DeliveryWaiting as wait:
+            await self._wait(row, wait)
+            return
+        except TimeoutError:
+            await self._failed(row, f"no answer within {self._timeout:g} s")
+            return
+        except (DeliveryFailed, GatewayError) as exc:
+            await self._failed(row, str(exc))
+            return
+        except Exception as exc:
+            # The type only: a client library's message may hold the destination.
+            log.warning(
+                "outbox %s (%s) failed unexpectedly: %s", row.id, row.kind, type(exc).__name__
+            )
+            await self._failed(row, type(exc).__name__)
+            return
+        async with self._uow() as uow:
+            if not await uow.outbox.sent(row, _utc(self._clock)):
+                log.warning("outbox %s was sent after its lease passed on", row.id)
+            await uow.commit()
 
     async def _failed(self, row: OutboxRow, error: str) -> None:
         now = _utc(self._clock)
         async with self._uow() as uow:
             if row.attempts >= len(self._retry):
-                await uow.outbox.dead(row.id, error)
+                await uow.outbox.dead(row, error)
                 log.warning(
                     "outbox %s (%s) dead after %d attempts: %s",
                     row.id,
@@ -109,16 +123,16 @@ class OutboxDispatcher:
                 )
             else:
                 delay = self._retry[row.attempts]
-                await uow.outbox.retry(row.id, now + timedelta(seconds=delay), error)
+                await uow.outbox.retry(row, now + timedelta(seconds=delay), error)
             await uow.commit()
 
     async def _wait(self, row: OutboxRow, wait: DeliveryWaiting) -> None:
         now = _utc(self._clock)
         async with self._uow() as uow:
             if now - row.created_at > WAITING_MAX_AGE:
-                await uow.outbox.dead(row.id, f"still waiting after {WAITING_MAX_AGE.days} days")
+                await uow.outbox.dead(row, f"still waiting after {WAITING_MAX_AGE.days} days")
             else:
-                await uow.outbox.postpone(row.id, now + timedelta(seconds=wait.seconds), str(wait))
+                await uow.outbox.postpone(row, now + timedelta(seconds=wait.seconds), str(wait))
             await uow.commit()
 
 
@@ -143,7 +157,10 @@ class SignedCallbacks:
     async def __call__(self, row: OutboxRow) -> None:
         header = self.signature(row.target, row.body, int(self._clock()))
         status = await self._endpoints.post(
-            row.target, row.body, {"Signature": header, "X-Stellar-Signature": header}
+            row.target,
+            row.body,
+            # The message id lets a receiver drop a repeat (after a lost acknowledgement).
+            {"Signature": header, "X-Stellar-Signature": header, "Idempotency-Key": row.id},
         )
         if not 200 <= status < 300:
             raise DeliveryFailed(f"HTTP {status}")

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from gateway.db.uow import UnitOfWork
 
-Purpose = Literal["payout", "refund"]
+# refund: everything received goes back; excess_refund: only what was paid beyond the amount
+# agreed (the rest is paid out). Separate purposes, so each is queued at most once.
+Purpose = Literal["payout", "refund", "excess_refund"]
+
+
+# A payout row's status: ready (queued) -> submitted -> succeeded | failed.
+READY, SUBMITTED, SUCCEEDED, FAILED = "ready", "submitted", "succeeded", "failed"
 
 
 @dataclass(frozen=True, slots=True)

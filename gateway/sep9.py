@@ -208,6 +208,13 @@ def normalize(name: str, raw: object, *, phone_format: str | None = None) -> str
     value = str(raw).strip()
     if not value:
         raise FieldError(name, "must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(name, "must be valid text") from None
+    if "\ufffd" in value:
+        # What a decoder leaves for bytes that were not UTF-8: the value was mangled in transit.
+        raise FieldError(name, "must be valid UTF-8 text")
     rule = spec.rule
     limit = _MAX_LONG_TEXT if rule == "long_text" else _MAX_TEXT
     if len(value) > limit:

@@ -95,9 +95,12 @@ class OutboundSettings:
     toml_max_bytes: int = 100_000
     toml_cache_seconds: int = 300
     toml_negative_cache_seconds: int = 30
-    # Hosts that may be reached over http:// and on private or loopback addresses.
-    # Only honoured on testnet; mainnet refuses a non-empty list.
+    # Hosts whose stellar.toml may be read over http:// and on private or loopback addresses
+    # (a wallet under development on localhost). Testnet only; mainnet refuses a list.
     insecure_hosts: tuple[str, ...] = ()
+    # Likewise for callback URLs, which are POSTed to: empty unless you test callbacks to a
+    # local receiver (a callback to localhost could reach any local service). Testnet only.
+    insecure_callback_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ class CustomerTypeSettings:
 @dataclass(frozen=True)
 class Sep12Settings:
     default_type: str = "sep31-sender"
+    # How verification codes reach customers. "log" writes them to the log (testing only).
+    notifier: Literal["log"] = "log"
     max_file_bytes: int = 5_000_000
     unattached_file_seconds: int = 86_400
     verification_code_seconds: int = 600
@@ -614,6 +619,8 @@ def validate(s: Settings, *, check_secrets: bool = True) -> list[str]:
 
     if main and s.outbound.insecure_hosts:
         p.append("outbound.insecure_hosts: must be empty on mainnet")
+    if main and s.outbound.insecure_callback_hosts:
+        p.append("outbound.insecure_callback_hosts: must be empty on mainnet")
     if s.outbound.timeout_seconds <= 0:
         p.append("outbound.timeout_seconds: must be positive")
     if not 0 < s.outbound.toml_max_bytes <= 1_000_000:
@@ -719,6 +726,11 @@ def _validate_kyc(s: Settings) -> list[str]:
             )
         elif not found and any(t.direction == direction for t in c.types):
             p.append(f"sep12.types: {direction} needs one base type without min_amount")
+    if s.is_mainnet and c.notifier == "log" and any(t.verify for t in c.types):
+        p.append(
+            "sep12.notifier: mainnet needs a real SMS/email notifier for the `verify` "
+            "fields; the log notifier only writes codes to the log"
+        )
     if c.types and c.default_type not in names:
         p.append(f"sep12.default_type: {c.default_type!r} is not one of sep12.types")
     p.extend(_validate_sep31(s))

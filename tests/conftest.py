@@ -8,6 +8,7 @@ server cannot be reached the run fails: the PostgreSQL half is never skipped.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import uuid
@@ -61,6 +62,27 @@ def _testnet_secrets_outside_the_repository(
 TEST_SIGNING_SECRET = "SBGWSG6BTNCKCOB3DIFBGCVMUPQFYPA2G4O34RMTB343OYPXU5DJDVMN"
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
 TEST_KYC_KEY = "dGVzdC1reWMta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0="
+
+# Customer types whose sender must verify a mobile number with a code.
+VERIFY_PHONE = {
+    "GATEWAY_SEP12_TYPES": json.dumps(
+        [
+            {
+                "name": "sep31-sender",
+                "direction": "sender",
+                "description": "Sender",
+                "required": ["first_name", "mobile_number"],
+                "verify": ["mobile_number"],
+            },
+            {
+                "name": "sep31-receiver",
+                "direction": "receiver",
+                "description": "Receiver",
+                "required": ["first_name"],
+            },
+        ]
+    )
+}
 
 
 def write_config(tmp_path: Path, body: str, name: str = "gateway.toml") -> Path:

@@ -503,8 +503,28 @@ class Customers:
         return VerificationRow(*row) if row else None
 
     async def set_verification(
-        self, customer_id: str, field: str, code_digest: str, expires_at: datetime
-    ) -> None:
+        self,
+        customer_id: str,
+        field: str,
+        code_digest: str,
+        expires_at: datetime,
+        now: datetime,
+        *,
+        per_hour: int,
+    ) -> bool:
+        """Store a new pending code; False (nothing stored) when ``per_hour`` codes were
+        sent for this field in the past hour."""
+        c = customer_verifications.c
+        row = (
+            await self._conn.execute(
+                select(c.sent, c.window_start).where(c.customer_id == customer_id, c.field == field)
+            )
+        ).first()
+        sent, window = (row[0], row[1]) if row else (0, None)
+        if window is None or (now - window).total_seconds() >= 3600:
+            sent, window = 0, now
+        if sent >= per_hour:
+            return False
         await self.clear_verification(customer_id, field)
         await self._conn.execute(
             insert(customer_verifications).values(
@@ -513,8 +533,11 @@ class Customers:
                 code_digest=code_digest,
                 expires_at=expires_at,
                 attempts=0,
+                sent=sent + 1,
+                window_start=window,
             )
         )
+        return True
 
     async def count_verification_attempt(self, customer_id: str, field: str) -> None:
         await self._conn.execute(

@@ -1,13 +1,17 @@
 """SQL for the outbox: messages written in the same transaction as the change they announce,
-claimed by delivery workers with a lease so several workers never send one twice at once."""
+claimed by delivery workers under a lease so that several workers never send one at once,
+and sent in order per subject and kind."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from gateway.db.tables import outbox
 
@@ -23,6 +27,7 @@ class OutboxRow:
     body: bytes
     attempts: int
     created_at: datetime
+    lease: str = ""
 
 
 class Outbox:
@@ -46,8 +51,13 @@ class Outbox:
             )
         )
 
-    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
-        """Due pending messages, leased to the caller until ``lease_until``."""
+    async def claim(
+        self, now: datetime, lease_until: datetime, limit: int, kinds: tuple[str, ...] | None
+    ) -> list[OutboxRow]:
+        """Due pending messages of ``kinds``, leased to the caller until ``lease_until``. A
+        message waits while an older one of its kind about the same subject is still
+        pending, so a receiver sees a subject's messages in the order they were written."""
+        older = aliased(outbox)
         query = (
             select(
                 outbox.c.id,
@@ -58,48 +68,89 @@ class Outbox:
                 outbox.c.attempts,
                 outbox.c.created_at,
             )
-            .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+            .where(
+                outbox.c.status == PENDING,
+                outbox.c.next_attempt_at <= now,
+                ~exists().where(
+                    older.c.subject == outbox.c.subject,
+                    older.c.kind == outbox.c.kind,
+                    older.c.status == PENDING,
+                    or_(
+                        older.c.created_at < outbox.c.created_at,
+                        and_(older.c.created_at == outbox.c.created_at, older.c.id < outbox.c.id),
+                    ),
+                ),
+            )
             .order_by(outbox.c.next_attempt_at)
             .limit(limit)
         )
+        if kinds is not None:
+            query = query.where(outbox.c.kind.in_(kinds))
         if self._conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = [OutboxRow(*r) for r in await self._conn.execute(query)]
-        if rows:
-            await self._conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(next_attempt_at=lease_until)
+            query = query.with_for_update(skip_locked=True, of=outbox)
+        rows = list(await self._conn.execute(query))
+        if not rows:
+            return []
+        lease = str(uuid.uuid4())
+        await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r[0] for r in rows]))
+            .values(next_attempt_at=lease_until, lease=lease)
+        )
+        return [OutboxRow(*r, lease=lease) for r in rows]
+
+    def _held(self, row: OutboxRow) -> Any:
+        return and_(outbox.c.id == row.id, outbox.c.lease == row.lease)
+
+    async def sent(self, row: OutboxRow, now: datetime) -> bool:
+        """Record the delivery; False when the lease had passed to another worker."""
+        done = await self._conn.execute(
+            update(outbox)
+            .where(self._held(row))
+            .values(
+                status=SENT,
+                sent_at=now,
+                attempts=outbox.c.attempts + 1,
+                last_error=None,
+                lease=None,
             )
-        return rows
+        )
+        return done.rowcount == 1
 
-    async def sent(self, id: str, now: datetime) -> None:
+    async def retry(self, row: OutboxRow, at: datetime, error: str) -> None:
         await self._conn.execute(
             update(outbox)
-            .where(outbox.c.id == id)
-            .values(status=SENT, sent_at=now, attempts=outbox.c.attempts + 1, last_error=None)
+            .where(self._held(row))
+            .values(
+                next_attempt_at=at,
+                attempts=outbox.c.attempts + 1,
+                last_error=error[:256],
+                lease=None,
+            )
         )
 
-    async def retry(self, id: str, at: datetime, error: str) -> None:
-        await self._conn.execute(
-            update(outbox)
-            .where(outbox.c.id == id)
-            .values(next_attempt_at=at, attempts=outbox.c.attempts + 1, last_error=error[:256])
-        )
-
-    async def postpone(self, id: str, at: datetime, note: str) -> None:
+    async def postpone(self, row: OutboxRow, at: datetime, note: str) -> None:
         """Ask again later without using up a retry (the other side is still working)."""
         await self._conn.execute(
             update(outbox)
-            .where(outbox.c.id == id)
-            .values(next_attempt_at=at, last_error=note[:256])
+            .where(self._held(row))
+            .values(next_attempt_at=at, last_error=note[:256], lease=None)
         )
 
-    async def dead(self, id: str, error: str) -> None:
+    async def dead(self, row: OutboxRow, error: str) -> None:
         await self._conn.execute(
             update(outbox)
-            .where(outbox.c.id == id)
-            .values(status=DEAD, attempts=outbox.c.attempts + 1, last_error=error[:256])
+            .where(self._held(row))
+            .values(status=DEAD, attempts=outbox.c.attempts + 1, last_error=error[:256], lease=None)
+        )
+
+    async def retarget(self, subject: str, kind: str, target: str) -> None:
+        """Send a subject's undelivered messages of ``kind`` to a new target (a callback URL
+        registered again: only the latest one is called)."""
+        await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.subject == subject, outbox.c.kind == kind, outbox.c.status == PENDING)
+            .values(target=target)
         )
 
     async def drop_pending(self, subject: str) -> None:
@@ -113,7 +164,7 @@ class Outbox:
         done = await self._conn.execute(
             update(outbox)
             .where(outbox.c.id == id, outbox.c.status == DEAD)
-            .values(status=PENDING, next_attempt_at=now, attempts=0)
+            .values(status=PENDING, next_attempt_at=now, attempts=0, lease=None)
         )
         return done.rowcount == 1
 

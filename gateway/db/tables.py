@@ -124,6 +124,9 @@ customer_verifications = Table(
     Column("code_digest", String(64), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("attempts", Integer, nullable=False),
+    # Codes sent for this field since window_start: issuing codes is rate limited.
+    Column("sent", Integer, nullable=False, server_default="1"),
+    Column("window_start", UtcDateTime, nullable=True),
 )
 
 customer_callbacks = Table(
@@ -167,6 +170,8 @@ outbox = Table(
     Column("status", String(16), nullable=False),  # pending | sent | dead
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime, nullable=False),
+    # Who holds the message now: outcomes are recorded only by the lease's holder.
+    Column("lease", String(36), nullable=True),
     Column("last_error", String(256), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
@@ -278,7 +283,7 @@ payouts = Table(
     Column("id", String(36), primary_key=True),
     Column("source", String(16), nullable=False),
     Column("source_id", String(64), nullable=False),
-    Column("purpose", String(16), nullable=False),  # payout | refund
+    Column("purpose", String(16), nullable=False),  # payout | refund | excess_refund
     Column("asset_code", String(12), nullable=False),
     Column("asset_issuer", String(56), nullable=False),
     Column("amount", BigInteger, nullable=False),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import (
@@ -30,9 +32,12 @@ _STATE_COLUMNS = (
     "stellar_transaction_id",
     "external_transaction_id",
     "required_info_message",
+    "required_info_updates",
     "callback_url",
     "completed_at",
     "updated_at",
+    "amount_fee",  # a released short payment is paid out on what arrived
+    "amount_out",
 )
 
 
@@ -188,10 +193,7 @@ class Transfers:
         await self._conn.execute(
             update(transfers)
             .where(transfers.c.id == t.id)
-            .values(
-                {c: row[c] for c in _STATE_COLUMNS},
-                required_info_updates=(row["required_info_updates"]),
-            )
+            .values({c: row[c] for c in _STATE_COLUMNS})
         )
         await self._events(t)
         if new_refunds:
@@ -246,6 +248,13 @@ class Transfers:
         )
         return [r[0] for r in rows]
 
+    async def list(self, status: str | None = None, limit: int = 100) -> list[Transfer]:
+        """Newest first (refunds not loaded: see ``get``)."""
+        query = select(transfers).order_by(transfers.c.started_at.desc()).limit(limit)
+        if status:
+            query = query.where(transfers.c.status == status)
+        return [_transfer(r._mapping) for r in await self._conn.execute(query)]
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._conn.execute(
             select(transfers.c.status, func.count()).group_by(transfers.c.status)
@@ -258,6 +267,15 @@ class IncomingPayments:
         self._conn = conn
 
     async def cursor(self, account: str, *, lock: bool = False) -> Cursor | None:
+        """The account's cursor; with ``lock`` its row is created when missing and locked
+        (PostgreSQL), so concurrent watchers of one account take turns."""
+        if lock:
+            dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+            await self._conn.execute(
+                dialect_insert(watcher_cursors)
+                .values(account=account, cursor="", updated_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=["account"])
+            )
         query = select(
             watcher_cursors.c.cursor,
             watcher_cursors.c.last_payment_at,
@@ -269,17 +287,17 @@ class IncomingPayments:
         return Cursor(*row) if row else None
 
     async def save_cursor(self, account: str, cursor: Cursor, now: datetime) -> None:
-        values = {
-            "cursor": cursor.cursor,
-            "last_payment_at": cursor.last_payment_at,
-            "caught_up_at": cursor.caught_up_at,
-            "updated_at": now,
-        }
-        done = await self._conn.execute(
-            update(watcher_cursors).where(watcher_cursors.c.account == account).values(values)
+        """Store the cursor read with ``cursor(account, lock=True)`` in this transaction."""
+        await self._conn.execute(
+            update(watcher_cursors)
+            .where(watcher_cursors.c.account == account)
+            .values(
+                cursor=cursor.cursor,
+                last_payment_at=cursor.last_payment_at,
+                caught_up_at=cursor.caught_up_at,
+                updated_at=now,
+            )
         )
-        if done.rowcount == 0:
-            await self._conn.execute(insert(watcher_cursors).values(account=account, **values))
 
     async def known(self, ids: list[str]) -> set[str]:
         if not ids:
@@ -292,6 +310,16 @@ class IncomingPayments:
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self._conn.execute(insert(incoming_payments), rows)
+
+    async def count_unmatched(self) -> int:
+        return int(
+            await self._conn.scalar(
+                select(func.count())
+                .select_from(incoming_payments)
+                .where(incoming_payments.c.outcome != "matched")
+            )
+            or 0
+        )
 
     async def list(self, outcome: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = select(incoming_payments).order_by(incoming_payments.c.created_at).limit(limit)

@@ -27,15 +27,17 @@ class HttpxCallbackEndpoints:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         try:
-            response = await self._client.post(
+            # Only the status matters: the answer's body is never read (it may be huge).
+            async with self._client.stream(
+                "POST",
                 url,
                 content=body,
                 headers={"Content-Type": "application/json", **headers},
                 follow_redirects=False,
-            )
+            ) as response:
+                return response.status_code
         except httpx.HTTPError as exc:
             raise CallbackFailed(detail=type(exc).__name__) from exc
-        return response.status_code
 
 
 def check_callback_url(url: object, insecure_hosts: frozenset[str], field: str = "url") -> str:
@@ -51,6 +53,24 @@ def check_callback_url(url: object, insecure_hosts: frozenset[str], field: str =
     host = (parts.hostname or "").lower()
     if len(url) > 2048 or not host or "@" in parts.netloc:
         raise InvalidField(field, "must be an absolute https URL")
-    if parts.scheme == "https" or (parts.scheme == "http" and host in insecure_hosts):
+    if host in insecure_hosts:
+        if parts.scheme in ("https", "http"):
+            return url
+    elif _is_local(host):
+        # Refused here for a clear answer; the guarded client checks resolved names too.
+        raise InvalidField(field, "must not point to a local or private address")
+    if parts.scheme == "https":
         return url
     raise InvalidField(field, "must use https")
+
+
+def _is_local(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global

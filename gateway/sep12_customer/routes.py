@@ -12,21 +12,27 @@ from starlette.routing import Route
 from gateway.errors import BadRequest
 from gateway.http_input import Upload, read_fields
 from gateway.sep10 import session_of
-from gateway.sep12_customer.service import CustomerService
+from gateway.sep12_customer.service import CONTROL_PARAMS, CustomerService
 
 PREFIX = "/kyc"
 TOML_KEY = "KYC_SERVER"
 
 
-def keep_uploads_in_memory(max_file_bytes: int) -> None:
+def keep_uploads_in_memory(max_body_bytes: int) -> None:
     """Uploaded ID photos must never reach the disk unencrypted: Starlette spools file parts
-    above this size to a temporary file, so raise it past the largest accepted file."""
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_file_bytes + 1)
+    above this size to a temporary file, so raise it past the largest body /kyc accepts
+    (then the body limit, not the disk, bounds a part)."""
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_body_bytes + 1)
 
 
 async def _body(request: Request) -> tuple[dict[str, Any], dict[str, Upload]]:
-    """Query parameters overlaid with the body's fields; file parts separately."""
+    """Query parameters (identifiers only) overlaid with the body's fields; file parts
+    separately. Personal data in a URL would end up in access logs, so it is refused."""
     fields: dict[str, Any] = dict(request.query_params)
+    in_url = sorted(set(fields) - CONTROL_PARAMS)
+    if in_url:
+        shown = ", ".join(n[:64] for n in in_url[:10])
+        raise BadRequest(f"send customer data in the body, not the URL: {shown}")
     uploads: dict[str, Upload] = {}
     for name, value in (await read_fields(request, allow_files=True)).items():
         if isinstance(value, Upload):

@@ -24,7 +24,14 @@ from gateway.db.customer_repository import (
     FileRow,
     TypeStatusRow,
 )
-from gateway.errors import BadRequest, Forbidden, InvalidField, NotFound, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from gateway.http_input import Upload
 from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.kyc_provider import KycProvider, ReviewDecision, ReviewRequest
@@ -52,6 +59,7 @@ log = logging.getLogger("gateway.sep12")
 
 CONTROL_PARAMS = frozenset({"id", "account", "memo", "memo_type", "type", "transaction_id", "lang"})
 CALLBACK_KIND = "sep12_callback"
+CODES_PER_HOUR = 5  # verification codes sent per field and customer
 REVIEW_KIND = "kyc_review"
 CUSTOMER_NOT_FOUND = "customer with `id` not found"
 
@@ -113,7 +121,9 @@ class CustomerService:
         self._transactions = transactions or NoTransactions()
         self._clock = clock
         self._insecure_hosts = (
-            frozenset(settings.outbound.insecure_hosts) if not settings.is_mainnet else frozenset()
+            frozenset(settings.outbound.insecure_callback_hosts)
+            if not settings.is_mainnet
+            else frozenset()
         )
 
     # -- identity ----------------------------------------------------------------------------
@@ -130,7 +140,7 @@ class CustomerService:
             raise Forbidden("account: does not match the authenticated account")
         if session.memo is not None:
             # SEP-12: memo_type is ignored when the token carries the memo.
-            if memo not in (None, "") and str(memo).strip() != session.memo:
+            if memo not in (None, "") and _memo_id_or_none(memo) != session.memo:
                 raise Forbidden("memo: does not match the memo of the authenticated session")
             return Owner(session.account, "id", session.memo)
         if memo in (None, ""):
@@ -269,12 +279,10 @@ class CustomerService:
         if fields.get("type") not in (None, ""):
             self._type(fields["type"])
         change = self._parse(fields, uploads)
-        if change.codes:
-            await self._check_codes_or_count_attempt(session, fields, change.codes)
         async with self._uow() as uow:
             now = self._clock()
             customer: CustomerRow | None = None
-            if fields.get("id") in (None, ""):
+            if fields.get("id") in (None, "") and not change.codes:
                 # The common case, a new customer, costs one INSERT and no look-ups.
                 o = self.owner(
                     session, fields.get("account"), fields.get("memo"), fields.get("memo_type")
@@ -285,18 +293,26 @@ class CustomerService:
                     sent_codes = await self._apply(uow, session, customer, change, now, new=True)
             if customer is None:
                 customer = await self._customer(uow, session, fields, lock=True)
-                assert customer is not None  # by id: 404 raised; by owner: it exists now
+                if customer is None:  # codes for a customer that does not exist
+                    raise NotFound(CUSTOMER_NOT_FOUND)
+                if change.codes:
+                    # Checked under the customer's lock, against what is stored now.
+                    wrong = await self._check_codes(uow, customer, change.codes, now)
+                    if wrong:
+                        await uow.commit()  # keeps the counted attempts; nothing else changes
+                        raise BadRequest("; ".join(wrong))
                 sent_codes = await self._apply(uow, session, customer, change, now, new=False)
             await uow.commit()
         for field_name, (channel, destination, code) in sent_codes.items():
             try:
                 await self._notifier.send_code(channel, destination, code, customer.id)
-            except Exception:
+            except Exception as exc:
+                # The type only: a provider's message may contain the destination.
                 log.warning(
-                    "could not send the %s code for customer %s",
+                    "could not send the %s code for customer %s: %s",
                     field_name,
                     customer.id,
-                    exc_info=True,
+                    type(exc).__name__,
                 )
         return customer.id
 
@@ -347,7 +363,10 @@ class CustomerService:
             problems.extend(self._check_upload(name, upload))
             change.uploads[name] = upload
         if unknown:
-            raise BadRequest("not SEP-9 fields this server collects: " + ", ".join(sorted(unknown)))
+            names = sorted(unknown)
+            shown = ", ".join(n[:64] for n in names[:10])
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            raise BadRequest(f"not SEP-9 fields this server collects: {shown}{more}")
         if problems:
             raise BadRequest("; ".join(problems))
         return change
@@ -400,12 +419,15 @@ class CustomerService:
             if name in self._verify:
                 status = FieldStatus.VERIFICATION_REQUIRED
                 code = f"{secrets.randbelow(1_000_000):06d}"
-                await uow.customers.set_verification(
+                if not await uow.customers.set_verification(
                     customer.id,
                     name,
                     self._code_digest(customer.id, name, code),
                     now + timedelta(seconds=self._s.verification_code_seconds),
-                )
+                    now,
+                    per_hour=CODES_PER_HOUR,
+                ):
+                    raise RateLimited(600, f"{name}: too many codes were sent; try again later")
                 codes[name] = ("sms" if name == "mobile_number" else "email", value, code)
             rows.append(FieldRow(name, status, None, kid, sealed, None))
         for name, upload in change.uploads.items():
@@ -483,39 +505,28 @@ class CustomerService:
     def _code_digest(self, customer_id: str, name: str, code: str) -> str:
         return self._vault.digest(f"verification:{customer_id}:{name}:{code}")
 
-    async def _check_codes_or_count_attempt(
-        self, session: AuthSession, params: Mapping[str, Any], codes: Mapping[str, str]
-    ) -> None:
-        """Codes are checked in their own transaction, so a wrong guess is counted even
-        though the request that carried it changes nothing else."""
-        async with self._uow() as uow:
-            customer = await self._customer(uow, session, params)
-            if customer is None:
-                raise NotFound(CUSTOMER_NOT_FOUND)
-            wrong = []
-            now = self._clock()
-            for name, code in codes.items():
-                pending = await uow.customers.verification(customer.id, name)
-                if pending is None or pending.expires_at < now:
-                    wrong.append(
-                        f"{name}_verification: no code is pending or it expired; "
-                        f"send {name} again for a new one"
-                    )
-                elif pending.attempts >= self._s.verification_max_attempts:
-                    wrong.append(
-                        f"{name}_verification: too many wrong codes; send {name} "
-                        "again for a new one"
-                    )
-                elif not self._vault.digest_matches(
-                    f"verification:{customer.id}:{name}:{code}", pending.code_digest
-                ):
-                    await uow.customers.count_verification_attempt(customer.id, name)
-                    wrong.append(f"{name}_verification: the code is wrong")
-            await uow.commit()
-        if wrong:
-            raise BadRequest("; ".join(wrong))
-
-    # -- files -------------------------------------------------------------------------------
+    async def _check_codes(
+        self, uow: UnitOfWork, customer: CustomerRow, codes: Mapping[str, str], now: datetime
+    ) -> list[str]:
+        """Problems with the codes (none: all right). A wrong code is counted."""
+        wrong = []
+        for name, code in codes.items():
+            pending = await uow.customers.verification(customer.id, name)
+            if pending is None or pending.expires_at < now:
+                wrong.append(
+                    f"{name}_verification: no code is pending or it expired; "
+                    f"send {name} again for a new one"
+                )
+            elif pending.attempts >= self._s.verification_max_attempts:
+                wrong.append(
+                    f"{name}_verification: too many wrong codes; send {name} again for a new one"
+                )
+            elif not self._vault.digest_matches(
+                f"verification:{customer.id}:{name}:{code}", pending.code_digest
+            ):
+                await uow.customers.count_verification_attempt(customer.id, name)
+                wrong.append(f"{name}_verification: the code is wrong")
+        return wrong
 
     async def _store_file(
         self,
@@ -666,6 +677,7 @@ class CustomerService:
             if customer is None:
                 raise NotFound(CUSTOMER_NOT_FOUND)
             await uow.customers.set_callback(customer.id, url, spec.name, self._clock())
+            await uow.outbox.retarget(customer.id, CALLBACK_KIND, url)
             await uow.commit()
 
     # -- decisions ---------------------------------------------------------------------------
@@ -922,3 +934,10 @@ def provider_review_handler(service: CustomerService, provider: KycProvider) -> 
             raise DeliveryWaiting(PROVIDER_POLL_SECONDS, "the KYC provider is still reviewing")
 
     return handle
+
+
+def _memo_id_or_none(memo: object) -> str | None:
+    try:
+        return normalize_memo(memo, "id")
+    except InvalidField:
+        return None

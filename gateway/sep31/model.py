@@ -149,28 +149,46 @@ class Transfer:
         actor: str,
         at: datetime,
         hold: str | None = None,
+        note: str | None = None,
     ) -> Transfer:
         """The sender's payment arrived. With ``hold`` it waits for an operator instead of
-        going to payout."""
+        going to payout; ``note`` tells the sender what happens next (a refund, say)."""
         return self._move(
             S.PENDING_RECEIVER,
             actor,
-            hold or "payment received",
+            hold or note or "payment received",
             at,
             amount_received=amount,
             sender_account=sender_account,
             stellar_transaction_id=transaction_id,
             hold_reason=hold,
-            status_message=hold,
+            status_message=hold or note,
         )
 
-    def release_hold(self, actor: str, reason: str, at: datetime) -> Transfer:
+    def release_hold(self, actor: str, reason: str, at: datetime, *, fee: int) -> Transfer:
+        """An operator lets a held payment go to payout. A short payment is paid out on what
+        arrived, with ``fee`` (the fee on that amount): never more than was received."""
         if self.status != S.PENDING_RECEIVER or self.hold_reason is None:
             raise IllegalTransition(self.status, "released")
         event = Event(self.status, self.status, actor, reason, at)
+        changes: dict[str, Any] = {}
+        if self.amount_received is not None and self.amount_received < self.amount_in:
+            fee = min(fee, self.amount_received)
+            changes = {"amount_fee": fee, "amount_out": self.amount_received - fee}
         return replace(
-            self, hold_reason=None, status_message=None, updated_at=at, events=(*self.events, event)
+            self,
+            hold_reason=None,
+            status_message=None,
+            updated_at=at,
+            events=(*self.events, event),
+            **changes,
         )
+
+    @property
+    def excess_stroops(self) -> int:
+        """What was paid beyond the amount agreed (it belongs to the sender)."""
+        received = self.amount_received or 0
+        return max(0, received - self.amount_in)
 
     def payout_sent(self, *, on_stellar: bool, actor: str, at: datetime) -> Transfer:
         to = S.PENDING_STELLAR if on_stellar else S.PENDING_EXTERNAL

@@ -64,8 +64,8 @@ class PaymentWatcher:
         now = self._clock()
         async with self._uow() as uow:
             current = await uow.payments.cursor(self.account, lock=True)
-            if (current.cursor if current else None) != (before.cursor if before else None):
-                return 0  # another watcher moved on meanwhile; read again from there
+            if (current.cursor if current else "") != (before.cursor if before else ""):
+                return 1  # another watcher moved on meanwhile; read again from there
             known = await uow.payments.known([p.id for p in page.records])
             fresh = [p for p in page.records if p.id not in known]
             rows = await self._transfers.apply_payments(uow, self.account, fresh, now)

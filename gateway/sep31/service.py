@@ -15,17 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stellar_sdk import MuxedAccount, StrKey
 
 from gateway.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.horizon import Payment
-from gateway.payouts import PayoutInstruction, PayoutQueue, PayoutResult
+from gateway.payouts import FAILED, PayoutInstruction, PayoutQueue, PayoutResult
 from gateway.sep10 import AuthSession
 from gateway.sep12_customer import CALLBACK_KIND, CustomerService, Status, select_type
 from gateway.sep31.model import (
+    ALLOWED,
     FINAL,
     Event,
     IllegalTransition,
@@ -75,7 +76,9 @@ class TransferService:
         self._payouts = payouts
         self._clock = clock
         self._insecure_hosts = (
-            frozenset(settings.outbound.insecure_hosts) if not settings.is_mainnet else frozenset()
+            frozenset(settings.outbound.insecure_callback_hosts)
+            if not settings.is_mainnet
+            else frozenset()
         )
 
     # -- partners ----------------------------------------------------------------------------
@@ -286,6 +289,7 @@ class TransferService:
         async with self._uow() as uow:
             transfer = await self._owned(uow, session, transfer_id, lock=True)
             await uow.transfers.save(_with(transfer, callback_url=url))
+            await uow.outbox.retarget(transfer.id, CALLBACK_KIND, url)
             await uow.commit()
 
     async def patch(
@@ -360,11 +364,12 @@ class TransferService:
         if transfer is None:
             return "unknown_memo", "no transfer has this memo", None
         if (p.asset_code, p.asset_issuer) != (transfer.asset_code, transfer.asset_issuer):
-            return (
-                "wrong_asset",
-                f"paid in {p.asset_code or 'XLM'}, not {transfer.asset_code}",
-                None,
-            )
+            paid_in = f"{p.asset_code}:{p.asset_issuer}" if p.asset_code else "XLM"
+            if p.asset_code != transfer.asset_code:
+                wanted = transfer.asset_code
+            else:
+                paid_in, wanted = paid_in, f"{transfer.asset_code}:{transfer.asset_issuer}"
+            return "wrong_asset", f"paid in {paid_in}, not {wanted}", None
         if transfer.status == S.EXPIRED:
             return "late", "the transfer had expired", None
         if transfer.status != S.PENDING_SENDER:
@@ -404,15 +409,18 @@ class TransferService:
             transaction_id=p.transaction_hash,
             actor=actor,
             at=now,
+            note=(
+                f"the payment is being refunded: {note}"
+                if kind == "short"
+                else f"the excess is being refunded: {note}"
+            ),
         )
         await self._save(uow, received)
         if kind == "short":
-            await self._queue_refund(uow, received, paid, f"refund of a short payment: {note}")
+            await self._queue_refund(uow, received, paid, "refund", note)
         else:
             await self._queue_payout(uow, received, now)
-            await self._queue_refund(
-                uow, received, paid - expected, f"refund of the excess: {note}"
-            )
+            await self._queue_refund(uow, received, paid - expected, "excess_refund", note)
         return kind, note, received
 
     async def _queue_payout(self, uow: UnitOfWork, t: Transfer, now: datetime) -> None:
@@ -449,7 +457,14 @@ class TransferService:
                 return address, ("text" if memo else None), memo, None
         return None, None, None, t.funding_method
 
-    async def _queue_refund(self, uow: UnitOfWork, t: Transfer, amount: int, reason: str) -> None:
+    async def _queue_refund(
+        self,
+        uow: UnitOfWork,
+        t: Transfer,
+        amount: int,
+        purpose: Literal["refund", "excess_refund"],
+        reason: str,
+    ) -> None:
         assert t.sender_account is not None
         memo_type = t.refund_memo_type or t.memo_type
         memo = t.refund_memo or t.memo
@@ -458,7 +473,7 @@ class TransferService:
             PayoutInstruction(
                 source=SOURCE,
                 source_id=t.id,
-                purpose="refund",
+                purpose=purpose,
                 asset_code=t.asset_code,
                 asset_issuer=t.asset_issuer,
                 amount_stroops=amount,
@@ -468,14 +483,25 @@ class TransferService:
             ),
         )
         log.info(
-            "transfer %s: refund of %s queued (%s)",
+            "transfer %s: %s of %s queued (%s)",
             t.id,
+            purpose.replace("_", " "),
             format_stroops(amount, t.decimals),
             reason,
         )
 
+    async def _refundable(self, uow: UnitOfWork, t: Transfer) -> int:
+        """What a whole refund sends back: everything received, less an excess that has
+        its own refund already."""
+        received = t.amount_received or 0
+        queued = await uow.payouts.of(SOURCE, t.id)
+        if any(row["purpose"] == "excess_refund" for row in queued):
+            return received - t.excess_stroops
+        return received
+
     async def payout_settled(self, result: PayoutResult) -> None:
-        """A payout or refund of a transfer ended (the payout engine calls this)."""
+        """A payout or refund of a transfer ended (the payout engine calls this, possibly
+        more than once for one payout: a repeated report changes nothing)."""
         now = self._clock()
         actor = "payout-engine"
         async with self._uow() as uow:
@@ -485,44 +511,72 @@ class TransferService:
                     "payout %s settled for unknown transfer %s", result.payout_id, result.source_id
                 )
                 return
-            if result.purpose == "refund":
-                if not result.succeeded:
-                    updated = (
-                        t
-                        if t.status in FINAL
-                        else t.failed(f"refund failed: {result.reason or 'unknown'}", actor, now)
-                    )
-                    await self._save(uow, updated)
+            try:
+                await self._settle(uow, t, result, actor, now)
+            except IllegalTransition as exc:
+                # Money moved (or did not) against what the transfer says: operators must
+                # look. The outcome stays in the payouts table; the transfer is not forced.
+                log.error(
+                    "transfer %s: %s %s reported while %s (%s)",
+                    t.id,
+                    result.purpose,
+                    "success" if result.succeeded else "failure",
+                    t.status,
+                    exc,
+                )
+                return
+            await uow.commit()
+
+    async def _settle(
+        self, uow: UnitOfWork, t: Transfer, result: PayoutResult, actor: str, now: datetime
+    ) -> None:
+        if result.purpose in ("refund", "excess_refund"):
+            refund = Refund(
+                result.stellar_transaction_id or result.payout_id,
+                result.amount_stroops,
+                result.fee_stroops,
+            )
+            if not result.succeeded:
+                # The money is still here: operators see why and decide what next. A failed
+                # excess refund does not stop the transfer's own payout.
+                reason = f"{result.purpose.replace('_', ' ')} failed: {result.reason}"
+                log.warning("transfer %s: %s", t.id, reason)
+                if result.purpose == "excess_refund" or t.status == S.ERROR:
+                    await self._save(uow, _with(t, status_message=reason))
                 else:
-                    refund = Refund(
-                        result.stellar_transaction_id or result.payout_id,
-                        result.amount_stroops,
-                        result.fee_stroops,
-                    )
-                    whole = result.amount_stroops >= (t.amount_received or t.amount_in)
-                    if whole:
-                        updated = t.refunded(refund, actor=actor, reason="refunded", at=now)
-                    else:
-                        updated = t.partly_refunded(
-                            refund, actor=actor, reason="excess refunded", at=now
-                        )
-                    await self._save(uow, updated, new_refunds=(refund,))
-            elif result.succeeded:
+                    await self._save(uow, t.failed(reason, actor, now))
+            elif refund.payment_id in {r.payment_id for r in t.refunds}:
+                return  # already recorded
+            elif result.purpose == "refund":
+                updated = t.refunded(refund, actor=actor, reason="refunded", at=now)
+                await self._save(uow, updated, new_refunds=(refund,))
+            else:
+                updated = t.partly_refunded(refund, actor=actor, reason="excess refunded", at=now)
+                await self._save(uow, updated, new_refunds=(refund,))
+        elif result.succeeded:
+            if t.status != S.COMPLETED:
                 done = t.completed(
                     reference=result.stellar_transaction_id or result.external_reference,
                     actor=actor,
                     at=now,
                 )
                 await self._save(uow, done)
-            elif self._s.payout_failure == "refund" and t.sender_account is not None:
-                failed = _with(t, status_message=f"payout failed: {result.reason}")
-                await self._save(uow, failed)
-                await self._queue_refund(
-                    uow, failed, t.amount_received or t.amount_in, f"payout failed: {result.reason}"
-                )
-            else:
-                await self._save(uow, t.failed(f"payout failed: {result.reason}", actor, now))
-            await uow.commit()
+        elif t.status in FINAL:
+            return  # failed already, or an operator settled it meanwhile
+        elif self._s.payout_failure == "refund" and t.sender_account is not None:
+            failed = _with(
+                t, status_message=f"payout failed, the payment is being refunded: {result.reason}"
+            )
+            await self._save(uow, failed)
+            await self._queue_refund(
+                uow,
+                failed,
+                await self._refundable(uow, t),
+                "refund",
+                f"payout failed: {result.reason}",
+            )
+        else:
+            await self._save(uow, t.failed(f"payout failed: {result.reason}", actor, now))
 
     async def payout_submitted(self, transfer_id: str, *, on_stellar: bool) -> None:
         """The payout engine handed the payout to the network or the rail."""
@@ -566,13 +620,30 @@ class TransferService:
             if t is None:
                 raise NotFound("transaction not found")
             if action == "release":
-                t = t.release_hold(actor, reason, now)
+                receive = self._receive[t.asset_code]
+                fee = fee_for(
+                    t.amount_received or 0, receive.fee_fixed, receive.fee_percent, t.decimals
+                )
+                t = t.release_hold(actor, reason, now, fee=fee)
                 await self._save(uow, t)
                 await self._queue_payout(uow, t, now)
+                if t.excess_stroops:
+                    await self._queue_refund(
+                        uow, t, t.excess_stroops, "excess_refund", f"released by {actor}"
+                    )
             elif action == "refund":
-                if t.amount_received is None or t.sender_account is None:
+                if (
+                    t.amount_received is None
+                    or t.sender_account is None
+                    or S.REFUNDED not in ALLOWED[t.status]
+                ):
                     raise IllegalTransition(t.status, "refunded")
-                await self._queue_refund(uow, t, t.amount_received, reason)
+                queued = await uow.payouts.of(SOURCE, t.id)
+                if any(r["purpose"] == "payout" and r["status"] != FAILED for r in queued):
+                    raise Conflict(
+                        "a payout of this transfer is queued or sent; it cannot be refunded"
+                    )
+                await self._queue_refund(uow, t, await self._refundable(uow, t), "refund", reason)
             elif action == "fail":
                 t = t.failed(reason, actor, now)
                 await self._save(uow, t)

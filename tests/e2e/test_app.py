@@ -144,11 +144,16 @@ async def test_internal_errors_answer_a_generic_500_without_details(gateway, mon
 
 
 async def test_deeply_nested_json_answers_400(gateway):
-    body = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    body = b'{"a":' * 40_000 + b"1" + b"}" * 40_000  # within the 256 KB JSON limit
     response = await gateway.client.post(
-        "/auth", content=body[:900_000], headers={"Content-Type": "application/json"}
+        "/auth", content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
+    too_big = b'{"transaction": "' + b"x" * 300_000 + b'"}'
+    response = await gateway.client.post(
+        "/auth", content=too_big, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
     nested = b"[" * 50_000 + b"]" * 50_000
     response = await gateway.client.post(
         "/auth", content=nested, headers={"Content-Type": "application/json"}
@@ -172,7 +177,34 @@ async def test_oversized_streamed_form_answers_413(gateway):
 
 async def test_health(gateway):
     response = await gateway.client.get("/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "payment_watcher": {"lag_seconds": None, "last_payment_at": None},
+    }
+
+
+class TestHealthWithoutSep31:
+    @pytest.fixture
+    def gateway_env(self):
+        return {"GATEWAY_SEPS_SEP31": "false"}
+
+    async def test_health_is_only_the_process(self, gateway):
+        assert (await gateway.client.get("/health")).json() == {"status": "ok"}
+        assert "gateway_transfers" not in (await gateway.client.get("/metrics")).text
+
+
+async def test_metrics_are_prometheus_text(gateway):
+    response = await gateway.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert "# TYPE gateway_payment_watcher_lag_seconds gauge" in text
+    assert (
+        f'gateway_payment_watcher_lag_seconds{{account="{gateway.settings.sep31.receiving_account}"}} -1'
+        in text
+    )
+    assert "gateway_incoming_payments_unmatched 0" in text
 
 
 async def test_server_refuses_to_start_on_a_schema_that_is_behind(make_settings, tmp_path):

@@ -3,6 +3,7 @@ a wallet using only stellar-sdk and httpx gets tokens over TCP."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,14 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
+from stellar_sdk import (
+    Asset,
+    Keypair,
+    MuxedAccount,
+    Server,
+    TransactionBuilder,
+    TransactionEnvelope,
+)
 from stellar_sdk.sep.stellar_web_authentication import read_challenge_transaction
 
 from tests.conftest import REPO
@@ -86,6 +94,9 @@ def wallet_domain() -> Iterator[tuple[str, Keypair]]:
         server.server_close()
 
 
+RUNNING_ENV: dict[str, str] = {}  # the environment the running server was started with
+
+
 @pytest.fixture(scope="module")
 def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp: Path = tmp_path_factory.mktemp("server")
@@ -98,6 +109,8 @@ def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         GATEWAY_HOME_DOMAIN=f"localhost:{port}",
         GATEWAY_BASE_URL=f"http://localhost:{port}",
         GATEWAY_TESTNET_SECRETS_FILE=str(tmp / "testnet-secrets.json"),
+        # Payments are watched by `gateway watch-payments` here, to test that command.
+        GATEWAY_SEP31_WATCH_IN_SERVER="false",
     )
     horizon = subprocess.Popen(
         [*GATEWAY, "sandbox", "horizon", "--port", str(horizon_port)],
@@ -117,6 +130,8 @@ def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=log,
         )
         wait_until_up(f"http://localhost:{port}/health", server)
+        RUNNING_ENV.clear()
+        RUNNING_ENV.update(env, HORIZON=f"http://localhost:{horizon_port}")
         yield f"http://localhost:{port}"
     finally:
         if server is not None:
@@ -246,3 +261,120 @@ def test_a_horizon_on_another_network_is_refused(tmp_path):
             assert "serves 'Test SDF Future Network ; October 2022', not" in done.stderr
     finally:
         stop(horizon)
+
+
+def test_a_sep31_transfer_over_tcp_is_paid_and_watched(running_gateway):
+    """A sending anchor with only stellar-sdk and httpx: customers, a transfer, a real payment
+    through the sandbox Horizon; `gateway watch-payments --once` matches it and `gateway
+    transfers` shows and acts on it."""
+    env = dict(RUNNING_ENV)
+    horizon = env.pop("HORIZON")
+    wallet = SdkWallet(running_gateway)
+    token = httpx.post(wallet.endpoint, data={"transaction": wallet.signed_challenge()}).json()[
+        "token"
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+    toml = tomllib.loads(httpx.get(f"{running_gateway}/.well-known/stellar.toml").text)
+    kyc, sep31 = toml["KYC_SERVER"], toml["DIRECT_PAYMENT_SERVER"]
+    [currency] = toml["CURRENCIES"]
+    sender = httpx.put(
+        f"{kyc}/customer",
+        json={"first_name": "A", "last_name": "B", "email_address": "a@example.com"},
+        headers=auth,
+    ).json()["id"]
+    receiver = httpx.put(
+        f"{kyc}/customer",
+        json={
+            "memo": "2",
+            "first_name": "C",
+            "last_name": "D",
+            "bank_account_number": "1",
+            "bank_number": "2",
+        },
+        headers=auth,
+    ).json()["id"]
+    created = httpx.post(
+        f"{sep31}/transactions",
+        json={
+            "amount": 25,
+            "asset_code": currency["code"],
+            "funding_method": "SWIFT",
+            "sender_id": sender,
+            "receiver_id": receiver,
+        },
+        headers=auth,
+    )
+    assert created.status_code == 201, created.text
+    transfer = created.json()
+
+    # The receiving account and a payer on the sandbox Horizon; the payer pays with the memo.
+    issuer, code = currency["issuer"], currency["code"]
+    line = {"asset_code": code, "asset_issuer": issuer}
+    httpx.post(f"{horizon}/_fake/accounts", json={"account_id": issuer}).raise_for_status()
+    httpx.post(
+        f"{horizon}/_fake/accounts",
+        json={"account_id": transfer["stellar_account_id"], "trustlines": [line]},
+    ).raise_for_status()
+    payer = Keypair.random()
+    httpx.post(
+        f"{horizon}/_fake/accounts",
+        json={"account_id": payer.public_key, "trustlines": [{**line, "balance": "100"}]},
+    ).raise_for_status()
+    server = Server(horizon)
+    tx = (
+        TransactionBuilder(server.load_account(payer.public_key), wallet.passphrase, 100)
+        .append_payment_op(transfer["stellar_account_id"], Asset(code, issuer), "25")
+        .add_id_memo(int(transfer["stellar_memo"]))
+        .set_timeout(60)
+        .build()
+    )
+    tx.sign(payer)
+    server.submit_transaction(tx)
+
+    def transaction() -> dict:
+        r = httpx.get(f"{sep31}/transactions/{transfer['id']}", headers=auth)
+        assert r.status_code == 200, r.text
+        return dict(r.json()["transaction"])
+
+    assert transaction()["status"] == "pending_sender"
+    watched = subprocess.run(
+        [*GATEWAY, "watch-payments", "--once"], env=env, capture_output=True, text=True
+    )
+    assert watched.returncode == 0, watched.stderr
+    assert f"caught up on {transfer['stellar_account_id']}" in watched.stdout
+    assert transaction()["status"] == "pending_receiver"
+
+    shown = subprocess.run(
+        [*GATEWAY, "transfers", "show", transfer["id"]], env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert [e["to_status"] for e in view["events"]] == ["pending_sender", "pending_receiver"]
+    # 25 less a fee of 0.50 + 1 %.
+    assert [(p["purpose"], p["amount"], p["rail"]) for p in view["payouts"]] == [
+        ("payout", 242_500_000, "SWIFT")
+    ]
+    acted = subprocess.run(
+        [
+            *GATEWAY,
+            "transfers",
+            "act",
+            transfer["id"],
+            "release",
+            "--reason",
+            "x",
+            "--operator",
+            "ana",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert acted.returncode == 1 and "cannot become released" in acted.stderr
+    listed = subprocess.run(
+        [*GATEWAY, "payments", "list", "--outcome", "matched"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(listed.stdout)["transfer_id"] == transfer["id"]

@@ -5,19 +5,16 @@ tests move."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
-from stellar_sdk import Keypair
 
 from gateway.__main__ import main
 from gateway.db.tables import customer_callbacks, customer_events, outbox
 from gateway.outbound.kyc_provider import KycProviderUnavailable, ReviewDecision
 from tests.conftest import REPO
+from tests.fakes.callbacks import verify_signature
 from tests.fakes.sep12 import (
     PNG,
     FakeKycProvider,
@@ -27,6 +24,7 @@ from tests.fakes.sep12 import (
     kyc_for,
     log_everything,
     record_text,
+    rows,
     running_gateway,
 )
 
@@ -62,30 +60,16 @@ def service(gateway):
 
 
 async def deliver(gateway) -> int:
-    attempted: int = await gateway.app.state.services.outbox.deliver_once()
-    return attempted
+    services = gateway.app.state.services
+    return int(await services.callbacks.deliver_once()) + int(await services.reviews.deliver_once())
 
 
-async def rows(gateway, table, **where):
-    async with gateway.app.state.deps.engine.connect() as conn:
-        query = select(table)
-        for column, value in where.items():
-            query = query.where(table.c[column] == value)
-        return [dict(r._mapping) for r in await conn.execute(query)]
-
-
-def verify_signature(gateway, received, url: str) -> int:
-    """Check a callback's Signature header with stellar-sdk as a wallet would; returns t."""
-    header = received.headers["Signature"]
-    assert received.headers["X-Stellar-Signature"] == header
-    match = re.fullmatch(r"t=(\d+), s=(\S+)", header)
-    assert match, header
-    t, s = match.group(1), match.group(2)
-    host = url.split("://", 1)[1].split("/", 1)[0]
-    payload = f"{t}.{host}.".encode() + received.body
-    # raises BadSignatureError when it does not verify
-    Keypair.from_public_key(gateway.server_key).verify(payload, base64.b64decode(s))
-    return int(t)
+async def deliver_all(gateway) -> int:
+    """Deliver until nothing is due (a subject's messages go out one after another)."""
+    total = 0
+    while n := await deliver(gateway):
+        total += n
+    return total
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -96,7 +80,7 @@ def verify_signature(gateway, received, url: str) -> int:
     [
         ("http://wallet.test/cb", "url: must use https"),
         ("ftp://wallet.test/cb", "url: must use https"),
-        ("http://127.0.0.1:9000/cb", "url: must use https"),
+        ("http://127.0.0.1:9000/cb", "url: must not point to a local or private address"),
         ("https://user:secret@wallet.test/cb", "url: must be an absolute https URL"),
         ("https://:pw@wallet.test/cb", "url: must be an absolute https URL"),
         ("/kyc-hook", "url: must be an absolute https URL"),
@@ -113,14 +97,33 @@ async def test_callback_urls_must_be_https(gateway, url, error):
     assert await rows(gateway, customer_callbacks) == []
 
 
-@pytest.mark.parametrize("url", ["https://wallet.test/cb", "http://localhost:9000/cb"])
-async def test_https_and_testnet_localhost_callbacks_are_registered(gateway, url):
+async def test_https_callbacks_are_registered_and_local_ones_refused_by_default(gateway):
     kyc = await kyc_for(gateway)
     customer_id = await kyc.put_id(SENDER)
-    response = await kyc.callback({"url": url})
+    # A callback to localhost could reach any local service (the sandbox Horizon's admin
+    # routes, say): refused unless the operator lists the host for callbacks.
+    local = await kyc.callback({"url": "http://localhost:9000/cb"})
+    assert error_of(local, 400) == "url: must not point to a local or private address"
+    response = await kyc.callback({"url": "https://wallet.test/cb"})
     assert response.status_code == 200 and response.json() == {}
     [row] = await rows(gateway, customer_callbacks)
-    assert (row["customer_id"], row["url"], row["type"]) == (customer_id, url, "sep31-sender")
+    assert (row["customer_id"], row["url"], row["type"]) == (
+        customer_id,
+        "https://wallet.test/cb",
+        "sep31-sender",
+    )
+
+
+class TestLocalCallbackReceiver:
+    @pytest.fixture
+    def gateway_env(self):
+        return {"GATEWAY_OUTBOUND_INSECURE_CALLBACK_HOSTS": "localhost"}
+
+    async def test_a_listed_local_host_may_receive_callbacks_over_http(self, gateway):
+        kyc = await kyc_for(gateway)
+        await kyc.put_id(SENDER)
+        response = await kyc.callback({"url": "http://localhost:9000/cb"})
+        assert response.status_code == 200
 
 
 async def test_callback_needs_a_customer_and_a_known_type(gateway):
@@ -204,7 +207,8 @@ async def test_changes_before_a_final_status_are_all_posted(gateway):
     assert len(await rows(gateway, customer_callbacks)) == 1  # NEEDS_INFO is not final
     needs_info = await kyc.status()
     await kyc.put_id({"email_address": "ada@example.org"})
-    assert await deliver(gateway) == 2
+    assert await deliver(gateway) == 1  # one at a time, in order
+    assert await deliver_all(gateway) == 1
     bodies = [json.loads(r.body) for r in gateway.callbacks.received]
     assert [b["status"] for b in sorted(bodies, key=lambda b: b["status"] != "NEEDS_INFO")] == [
         "NEEDS_INFO",
@@ -473,7 +477,7 @@ class TestProviderReviews:
             "sep31-large-sender",
         }
         kyc_provider.default = ACCEPT
-        assert await deliver(gateway) == 2
+        assert await deliver_all(gateway) == 2
         [large] = [r for r in kyc_provider.requests if r.type == "sep31-large-sender"]
         assert large.files == (("photo_id_front", "image/png", PNG),)
         assert large.fields["id_number"] == "P1234567"
@@ -485,7 +489,7 @@ class TestProviderReviews:
         await kyc.put_id({"first_name": "Augusta"})
         assert len(await self.reviews(gateway)) == 2
         kyc_provider.default = ACCEPT
-        assert await deliver(gateway) == 2
+        assert await deliver_all(gateway) == 2
         [request] = kyc_provider.requests
         assert request.review_id == f"{customer_id}:sep31-sender:2"
         assert request.fields["first_name"] == "Augusta"

@@ -558,9 +558,9 @@ class TestVerificationCodes:
         assert body["provided_fields"]["mobile_number"]["status"] == "VERIFICATION_REQUIRED"
         warnings_logged = [r for r in caplog.records if r.name == "gateway.sep12"]
         assert [r.getMessage() for r in warnings_logged] == [
-            f"could not send the mobile_number code for customer {customer_id}"
+            f"could not send the mobile_number code for customer {customer_id}: RuntimeError"
         ]
-        assert warnings_logged[0].exc_info is not None
+        assert warnings_logged[0].exc_info is None  # a provider's message may hold the number
         for record in caplog.records:
             assert PHONE not in record_text(record)
 

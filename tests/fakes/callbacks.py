@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from stellar_sdk import Keypair
 
 from gateway.outbound.callbacks import CallbackFailed
 
@@ -47,3 +52,17 @@ class FakeNotifier:
 
     def last_code(self, destination: str) -> str:
         return next(s.code for s in reversed(self.sent) if s.destination == destination)
+
+
+def verify_signature(gateway: Any, received: Received, url: str) -> int:
+    """Check a callback's Signature header with stellar-sdk as a wallet would; returns t."""
+    header = received.headers["Signature"]
+    assert received.headers["X-Stellar-Signature"] == header
+    match = re.fullmatch(r"t=(\d+), s=(\S+)", header)
+    assert match, header
+    t, s = match.group(1), match.group(2)
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    payload = f"{t}.{host}.".encode() + received.body
+    # raises BadSignatureError when it does not verify
+    Keypair.from_public_key(gateway.server_key).verify(payload, base64.b64decode(s))
+    return int(t)

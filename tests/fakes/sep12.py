@@ -234,3 +234,12 @@ def record_text(record: logging.LogRecord) -> str:
     if record.exc_info:
         text += logging.Formatter().formatException(record.exc_info)
     return text + (record.exc_text or "") + (record.stack_info or "")
+
+
+async def rows(gateway: Any, table: Any, **where: Any) -> list[dict[str, Any]]:
+    """The rows of ``table`` in the gateway's database where each column equals its value."""
+    async with gateway.app.state.deps.engine.connect() as conn:
+        query = select(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        return [dict(r._mapping) for r in await conn.execute(query)]

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,20 @@ from gateway.__main__ import main
 from gateway.db.customer_repository import FieldRow, FileRow, TypeStatusRow
 from gateway.db.tables import customer_fields
 from gateway.db.uow import UnitOfWorkFactory
-from gateway.errors import BadRequest, InvalidField
+from gateway.errors import BadRequest, InvalidField, RateLimited
 from gateway.outbox import OutboxDispatcher
 from gateway.personal_data import UnreadableData, Vault, decode_key, key_id
 from gateway.sep10 import AuthSession
 from gateway.sep12_customer import CustomerService
 from gateway.sep12_customer.rotation import rotate
 from gateway.types import ClientIdentity
-from tests.conftest import REPO, TEST_JWT_SECRET, TEST_KYC_KEY, TEST_SIGNING_SECRET
+from tests.conftest import (
+    REPO,
+    TEST_JWT_SECRET,
+    TEST_KYC_KEY,
+    TEST_SIGNING_SECRET,
+    VERIFY_PHONE,
+)
 from tests.fakes.callbacks import FakeNotifier
 from tests.fakes.sep12 import JPEG, PNG, dump_tables
 
@@ -84,11 +91,6 @@ def build(make_settings, uow):
 
 def pg(engine) -> bool:
     return engine.dialect.name == "postgresql"
-
-
-def xfail_on_postgres(request, engine, reason: str) -> None:
-    if pg(engine):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @contextlib.asynccontextmanager
@@ -192,7 +194,7 @@ async def test_deleting_a_customer_erases_its_rows_but_not_its_history(uow, engi
                     f"f-{cid}", account, "none", "", cid, "image/png", 3, "k", b"abc", NOW, None
                 )
             )
-            await u.customers.set_verification(cid, "mobile_number", "d" * 64, NOW)
+            await u.customers.set_verification(cid, "mobile_number", "d" * 64, NOW, NOW, per_hour=5)
             await u.customers.set_callback(cid, "https://w.test/cb", "sep31-sender", NOW)
             await u.customers.save_type_statuses(
                 cid, [TypeStatusRow("sep31-sender", "ACCEPTED", None, None, None, None)], set(), NOW
@@ -269,13 +271,27 @@ async def test_verification_codes_and_callbacks_are_replaced_not_added(uow):
     account = Keypair.random().public_key
     async with uow() as u:
         await u.customers.create("c1", account, "none", "", NOW)
-        await u.customers.set_verification("c1", "mobile_number", "a" * 64, NOW)
+        assert await u.customers.set_verification(
+            "c1", "mobile_number", "a" * 64, NOW, NOW, per_hour=2
+        )
         await u.customers.count_verification_attempt("c1", "mobile_number")
         await u.customers.count_verification_attempt("c1", "mobile_number")
         assert (await u.customers.verification("c1", "mobile_number")).attempts == 2
-        await u.customers.set_verification("c1", "mobile_number", "b" * 64, NOW)
+        assert await u.customers.set_verification(
+            "c1", "mobile_number", "b" * 64, NOW, NOW, per_hour=2
+        )
         pending = await u.customers.verification("c1", "mobile_number")
         assert (pending.code_digest, pending.attempts, pending.expires_at) == ("b" * 64, 0, NOW)
+        # A third code within the hour is refused; an hour later it is sent.
+        later = NOW + timedelta(minutes=59)
+        assert not await u.customers.set_verification(
+            "c1", "mobile_number", "c" * 64, later, later, per_hour=2
+        )
+        assert (await u.customers.verification("c1", "mobile_number")).code_digest == "b" * 64
+        hour = NOW + timedelta(hours=1)
+        assert await u.customers.set_verification(
+            "c1", "mobile_number", "c" * 64, hour, hour, per_hour=2
+        )
         await u.customers.clear_verification("c1", "mobile_number")
         assert await u.customers.verification("c1", "mobile_number") is None
         await u.customers.set_callback("c1", "https://a.test/cb", "sep31-sender", NOW)
@@ -294,30 +310,36 @@ async def test_outbox_messages_are_leased_retried_dead_lettered_and_redelivered(
         await u.commit()
     lease = NOW + timedelta(seconds=120)
     async with uow() as u:
-        assert [r.id for r in await u.outbox.claim(NOW, lease, 10)] == ["m1"]
+        [first] = await u.outbox.claim(NOW, lease, 10, ("sep12_callback",))
+        assert first.id == "m1"
         await u.commit()
     async with uow() as u:
-        assert await u.outbox.claim(NOW + timedelta(seconds=119), lease, 10) == []
-        [again] = await u.outbox.claim(lease, lease + timedelta(seconds=120), 10)
+        assert await u.outbox.claim(NOW + timedelta(seconds=119), lease, 10, None) == []
+        [again] = await u.outbox.claim(lease, lease + timedelta(seconds=120), 10, None)
         assert (again.id, again.attempts, again.body) == ("m1", 0, b"{}")
-        await u.outbox.retry("m1", NOW + timedelta(hours=1), "HTTP 500" + "x" * 400)
-        await u.outbox.postpone("m2", NOW + timedelta(days=2), "waiting")
+        await u.outbox.retry(first, NOW, "stale lease: ignored")  # lease passed to `again`
+        await u.outbox.retry(again, NOW + timedelta(hours=1), "HTTP 500" + "x" * 400)
+        await u.commit()
+    async with uow() as u:
+        [m2] = await u.outbox.claim(NOW + timedelta(days=2), lease, 10, ("kyc_review",))
+        await u.outbox.postpone(m2, NOW + timedelta(days=2), "waiting")
         await u.commit()
     async with uow() as u:
         listed = {m["id"]: m for m in await u.outbox.list()}
         assert listed["m1"]["attempts"] == 1 and len(listed["m1"]["last_error"]) == 256
         assert listed["m2"]["attempts"] == 0 and listed["m2"]["last_error"] == "waiting"
         assert await u.outbox.redeliver("m1", NOW) is False  # only dead messages
-        await u.outbox.dead("m1", "HTTP 500")
+        [m1] = await u.outbox.claim(NOW + timedelta(hours=1), lease, 10, ("sep12_callback",))
+        await u.outbox.dead(m1, "HTTP 500")
         await u.commit()
     async with uow() as u:
         assert await u.outbox.depth() == {"dead": 1, "pending": 1}
         assert [m["id"] for m in await u.outbox.list(status="dead")] == ["m1"]
         assert [m["id"] for m in await u.outbox.list(kind="kyc_review")] == ["m2"]
         assert await u.outbox.redeliver("m1", NOW) is True
-        [m1] = await u.outbox.claim(NOW, lease, 10)
+        [m1] = await u.outbox.claim(NOW, lease, 10, None)
         assert (m1.id, m1.attempts) == ("m1", 0)
-        await u.outbox.sent("m1", NOW)
+        assert await u.outbox.sent(m1, NOW) is True
         await u.commit()
     async with uow(read_only=True) as u:
         assert await u.outbox.depth() == {"sent": 1, "pending": 1}
@@ -495,7 +517,6 @@ async def test_rotate_kyc_command(build, database_url, monkeypatch, capsys, engi
 
 
 async def test_a_code_sent_before_a_key_rotation_still_verifies(build, make_settings):
-    import json
 
     types = json.dumps(
         [
@@ -610,7 +631,7 @@ async def test_two_dispatchers_never_deliver_a_message_twice(uow):
     clock = (NOW + timedelta(seconds=1)).timestamp
     dispatchers = [
         OutboxDispatcher(
-            uow, {"sep12_callback": handler}, retry_seconds=(5,), clock=clock, batch=10
+            uow, {"sep12_callback": handler}, retry_seconds=(5,), clock=clock, concurrency=10
         )
         for _ in range(2)
     ]
@@ -626,7 +647,7 @@ async def test_a_dispatcher_that_died_is_covered_when_its_lease_ends(uow):
         await u.outbox.add("m1", "sep12_callback", "https://w.test", b"{}", None, NOW)
         await u.commit()
     async with uow() as u:
-        assert len(await u.outbox.claim(NOW, NOW + timedelta(seconds=120), 10)) == 1
+        assert len(await u.outbox.claim(NOW, NOW + timedelta(seconds=120), 10, None)) == 1
         await u.commit()  # ... and the process died before delivering
     delivered: list[str] = []
 
@@ -664,3 +685,113 @@ async def test_overlong_decision_reasons_are_refused_not_a_database_error(build,
             pass  # refused with a message naming the field is fine
         except DBAPIError as exc:
             pytest.fail(f"database error: {type(exc.orig).__name__}")
+
+
+async def test_a_subjects_messages_of_one_kind_leave_in_order(uow):
+    async with uow() as u:
+        await u.outbox.add("a1", "sep12_callback", "https://w.test", b"1", "c1", NOW)
+        await u.outbox.add("a2", "sep12_callback", "https://w.test", b"2", "c1", NOW)
+        await u.outbox.add("r1", "kyc_review", "kyc-provider", b"{}", "c1", NOW)
+        await u.outbox.add("b1", "sep12_callback", "https://w.test", b"1", "c2", NOW)
+        await u.commit()
+    lease = NOW + timedelta(seconds=120)
+    async with uow() as u:
+        claimed = sorted(r.id for r in await u.outbox.claim(NOW, lease, 10, None))
+        assert claimed == ["a1", "b1", "r1"]  # a2 waits for a1; other kinds do not wait
+        [a1] = [
+            r for r in await u.outbox.claim(lease, lease, 10, ("sep12_callback",)) if r.id == "a1"
+        ]
+        assert await u.outbox.sent(a1, NOW)
+        await u.commit()
+    async with uow() as u:
+        later = await u.outbox.claim(lease, lease + timedelta(seconds=120), 10, ("sep12_callback",))
+        assert "a2" in [r.id for r in later]
+        await u.commit()
+
+
+async def test_a_registered_callback_url_takes_over_pending_messages(uow):
+    async with uow() as u:
+        await u.outbox.add("m1", "sep12_callback", "https://old.test/cb", b"{}", "c1", NOW)
+        await u.outbox.retarget("c1", "sep12_callback", "https://new.test/cb")
+        await u.commit()
+    async with uow(read_only=True) as u:
+        [m] = await u.outbox.list()
+        assert m["target"] == "https://new.test/cb"
+
+
+async def test_concurrent_wrong_codes_are_counted_one_by_one(build, engine, uow):
+    notifier = FakeNotifier()
+    service = build(notifier=notifier, **VERIFY_PHONE)
+    who = session(Keypair.random().public_key)
+    customer_id = await service.put(who, {"first_name": "Ada", "mobile_number": "+14155552671"}, {})
+    right = notifier.sent[-1].code
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    lock = "SELECT 1 FROM customers WHERE id = :id FOR UPDATE"
+    async with queued_behind(engine, lock, {"id": customer_id}):
+        guesses = [
+            asyncio.create_task(service.put(who, {"mobile_number_verification": wrong}, {}))
+            for _ in range(12)
+        ]
+        await until_waiting(engine, 12)
+    results = await asyncio.gather(*guesses, return_exceptions=True)
+    assert all(isinstance(r, BadRequest) for r in results)
+    async with uow(read_only=True) as u:
+        pending = await u.customers.verification(customer_id, "mobile_number")
+    assert pending.attempts == 5  # the limit, not 12: each guess waited for the previous one
+    with pytest.raises(BadRequest, match="too many wrong codes"):
+        await service.put(who, {"mobile_number_verification": right}, {})
+
+
+async def test_a_code_does_not_verify_a_number_sent_after_it(build, engine):
+    notifier = FakeNotifier()
+    service = build(notifier=notifier, **VERIFY_PHONE)
+    who = session(Keypair.random().public_key)
+    customer_id = await service.put(who, {"first_name": "Ada", "mobile_number": "+14155552671"}, {})
+    own_code = notifier.sent[-1].code
+    await service.put(who, {"mobile_number": "+14155559999"}, {})  # another number: new code
+    with pytest.raises(BadRequest, match="the code is wrong"):
+        await service.put(who, {"mobile_number_verification": own_code}, {})
+    body = await service.get(who, {"id": customer_id})
+    assert body["provided_fields"]["mobile_number"]["status"] == "VERIFICATION_REQUIRED"
+
+
+async def test_codes_for_a_field_are_rate_limited(build):
+    notifier = FakeNotifier()
+    service = build(notifier=notifier, **VERIFY_PHONE)
+    who = session(Keypair.random().public_key)
+    for i in range(5):
+        await service.put(who, {"first_name": "Ada", "mobile_number": f"+1415555267{i}"}, {})
+    with pytest.raises(RateLimited) as info:
+        await service.put(who, {"mobile_number": "+14155552679"}, {})
+    assert info.value.status == 429 and info.value.headers()["Retry-After"]
+    assert len(notifier.sent) == 5
+
+
+async def test_a_send_that_hangs_is_cut_off_and_retried_while_other_lanes_go_on(uow):
+    async with uow() as u:
+        await u.outbox.add("slow", "kyc_review", "kyc-provider", b"{}", "c1", NOW)
+        await u.outbox.add("fast", "sep12_callback", "https://w.test/cb", b"{}", "c2", NOW)
+        await u.commit()
+    delivered: list[str] = []
+
+    async def hang(row):
+        await asyncio.sleep(3600)
+
+    async def deliver(row):
+        delivered.append(row.id)
+
+    clock = NOW.timestamp
+    reviews = OutboxDispatcher(
+        uow, {"kyc_review": hang}, retry_seconds=(60,), timeout=0.05, clock=clock
+    )
+    callbacks = OutboxDispatcher(uow, {"sep12_callback": deliver}, retry_seconds=(60,), clock=clock)
+    # The hung review does not hold up the callback lane, and is cut off at its deadline.
+    assert await asyncio.wait_for(
+        asyncio.gather(reviews.deliver_once(), callbacks.deliver_once()), 5
+    ) == [1, 1]
+    assert delivered == ["fast"]
+    async with uow(read_only=True) as u:
+        listed = {m["id"]: m for m in await u.outbox.list()}
+    assert listed["fast"]["status"] == "sent"
+    assert listed["slow"]["status"] == "pending" and listed["slow"]["attempts"] == 1
+    assert listed["slow"]["last_error"] == "no answer within 0.05 s"

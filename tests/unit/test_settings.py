@@ -15,7 +15,13 @@ from gateway.settings import (
     setting_paths,
     with_generated_secrets,
 )
-from tests.conftest import REPO, TEST_JWT_SECRET, TEST_SIGNING_SECRET, write_config
+from tests.conftest import (
+    REPO,
+    TEST_JWT_SECRET,
+    TEST_SIGNING_SECRET,
+    VERIFY_PHONE,
+    write_config,
+)
 
 TESTNET = REPO / "config/testnet.toml"
 MAINNET = REPO / "config/mainnet.toml"
@@ -159,6 +165,14 @@ def test_secret_never_prints_itself():
         ({"GATEWAY_KYC_VALIDATION": "off"}, "kyc.validation: mainnet refuses 'off'"),
         ({"GATEWAY_KYC_VALIDATION": "auto"}, "kyc.validation: mainnet refuses 'auto'"),
         ({"GATEWAY_OUTBOUND_INSECURE_HOSTS": "localhost"}, "outbound.insecure_hosts: must be"),
+        (
+            {"GATEWAY_OUTBOUND_INSECURE_CALLBACK_HOSTS": "localhost"},
+            "outbound.insecure_callback_hosts: must be empty on mainnet",
+        ),
+        (
+            VERIFY_PHONE,
+            "sep12.notifier: mainnet needs a real SMS/email notifier",
+        ),
     ],
 )
 def test_mainnet_refuses_unsafe_settings_with_one_line_naming_the_setting(override, expected):
