@@ -257,20 +257,37 @@ class CustomerService:
         """The customer's status for a type, or None when it is not the caller's. With
         ``same_account`` any memo of the caller's account counts (SEP-31: customers are the
         sending anchor's, whichever of its memos registered them)."""
-        spec = self._type(type_name)
+        [status] = await self.statuses_for(
+            session, [(customer_id, type_name)], same_account=same_account
+        )
+        return status
+
+    async def statuses_for(
+        self,
+        session: AuthSession,
+        wanted: list[tuple[str, str]],
+        *,
+        same_account: bool = False,
+    ) -> list[Status | None]:
+        """``status_for`` of several (customer id, type) pairs, in one read."""
+        specs = [self._type(type_name) for _, type_name in wanted]
+        out: list[Status | None] = []
         async with self._uow(read_only=True) as uow:
-            found = await uow.customers.with_type_status(spec.name, customer_id=customer_id)
-        if found is None:
-            return None
-        customer, stored = found
-        if customer.account != session.account or (
-            not same_account and not self.may_see(session, customer)
-        ):
-            return None
-        async with self._uow(read_only=True) as uow:
-            rows = await uow.customers.fields(customer.id)
-        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
-        return self._evaluate(spec, provided, stored, customer.version).status
+            for (customer_id, _), spec in zip(wanted, specs, strict=True):
+                found = await uow.customers.with_type_status(spec.name, customer_id=customer_id)
+                if found is None:
+                    out.append(None)
+                    continue
+                customer, stored = found
+                if customer.account != session.account or (
+                    not same_account and not self.may_see(session, customer)
+                ):
+                    out.append(None)
+                    continue
+                rows = await uow.customers.fields(customer.id)
+                provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
+                out.append(self._evaluate(spec, provided, stored, customer.version).status)
+        return out
 
     async def put(
         self, session: AuthSession, fields: Mapping[str, Any], uploads: Mapping[str, Upload]

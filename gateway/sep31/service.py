@@ -163,9 +163,8 @@ class TransferService:
         if fields is not None and not isinstance(fields, dict):
             raise InvalidField("fields", "must be an object (it is deprecated and ignored)")
         refund_memo_type, refund_memo = _refund_memo(body)
-        sender_id = await self._customer_ok(session, body.get("sender_id"), "sender", code, amount)
-        receiver_id = await self._customer_ok(
-            session, body.get("receiver_id"), "receiver", code, amount
+        sender_id, receiver_id = await self._customers_ok(
+            session, body.get("sender_id"), body.get("receiver_id"), code, amount
         )
         digest = _digest(body)
         amount_in = to_stroops(amount)
@@ -237,35 +236,36 @@ class TransferService:
             raise InvalidField("funding_method", "must be one of " + ", ".join(methods))
         return str(value)
 
-    async def _customer_ok(
+    async def _customers_ok(
         self,
         session: AuthSession,
-        customer_id: object,
-        direction: str,
+        sender_id: object,
+        receiver_id: object,
         code: str,
         amount: Decimal,
-    ) -> str | None:
-        """The customer id when it is the caller's and ACCEPTED for the type this amount
-        needs; otherwise 400 customer_info_needed naming that type."""
-        spec = select_type(self._types, direction, code, amount)
-        needed = spec is not None and self._validation != "off" and bool(spec.required)
-        if customer_id in (None, ""):
-            if needed:
+    ) -> tuple[str | None, str | None]:
+        """The customer ids when they are the caller's and ACCEPTED for the types this amount
+        needs; otherwise 400 customer_info_needed naming the first type missing."""
+        checks = []
+        for direction, customer_id in (("sender", sender_id), ("receiver", receiver_id)):
+            spec = select_type(self._types, direction, code, amount)
+            needed = spec is not None and self._validation != "off" and bool(spec.required)
+            if customer_id not in (None, "") and (not isinstance(customer_id, str) or not spec):
+                raise InvalidField(f"{direction}_id", "must be the id of a SEP-12 customer")
+            checks.append((direction, customer_id or None, spec, needed))
+        asked = [(c[1], c[2].name) for c in checks if c[1] is not None and c[2] is not None]
+        found = iter(await self._customers.statuses_for(session, asked, same_account=True))
+        for direction, customer_id, spec, needed in checks:
+            status = next(found) if customer_id is not None and spec is not None else None
+            if needed and status != Status.ACCEPTED:
                 assert spec is not None
                 raise CustomerInfoNeeded(spec.name)
-            return None
-        if not isinstance(customer_id, str) or spec is None:
-            raise InvalidField(f"{direction}_id", "must be the id of a SEP-12 customer")
-        status = await self._customers.status_for(
-            session, customer_id, spec.name, same_account=True
+            if customer_id is not None and status is None:
+                raise InvalidField(f"{direction}_id", "no such customer of yours")
+        return (
+            str(sender_id) if sender_id not in (None, "") else None,
+            str(receiver_id) if receiver_id not in (None, "") else None,
         )
-        if status is None and not needed:
-            raise InvalidField(f"{direction}_id", "no such customer of yours")
-        if needed and status != Status.ACCEPTED:
-            raise CustomerInfoNeeded(spec.name)
-        return customer_id
-
-    # -- GET /transactions/{id}, callbacks, PATCH --------------------------------------------
 
     async def _owned(
         self, uow: UnitOfWork, session: AuthSession, transfer_id: str, *, lock: bool = False
