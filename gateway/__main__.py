@@ -352,16 +352,19 @@ def cmd_transfers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_transfers_show(args: argparse.Namespace) -> int:
-    async def job(deps: Deps, _: Services) -> dict[str, Any]:
+    async def job(deps: Deps, services: Services) -> dict[str, Any]:
         async with deps.uow(read_only=True) as uow:
             t = await uow.transfers.get(args.transfer_id)
             if t is None:
                 raise CommandFailed(["transfer not found"])
-            return {
+            shown = {
                 **_transfer_view(t),
                 "events": await uow.transfers.events(t.id),
                 "payouts": await uow.payouts.of("sep31", t.id),
             }
+        if args.sent_info:
+            shown["sent_info"] = await services.transfers.sent_info(t.id)
+        return shown
 
     print(json.dumps(_with_services(args, job), indent=2, default=str))
     return 0
@@ -397,6 +400,17 @@ def cmd_payments_list(args: argparse.Namespace) -> int:
 
     for row in _with_services(args, job):
         print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_payments_refund(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.transfers.refund_payment(
+            args.payment_id, f"operator:{args.operator}", args.reason
+        )
+
+    row = _with_services(args, job)
+    print(f"payment {row['id']}: {row['resolution']}")
     return 0
 
 
@@ -604,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     t_list.set_defaults(func=cmd_transfers_list)
     t_show = with_config(transfers_sub.add_parser("show", help="a transfer, its history, payouts"))
     t_show.add_argument("transfer_id")
+    t_show.add_argument(
+        "--sent-info", action="store_true", help="also the values the sender sent with PATCH"
+    )
     t_show.set_defaults(func=cmd_transfers_show)
     t_act = with_config(transfers_sub.add_parser("act", help="an operator's action on a transfer"))
     t_act.add_argument("transfer_id")
@@ -635,6 +652,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_list.add_argument("--limit", type=int, default=100)
     p_list.set_defaults(func=cmd_payments_list)
+    p_refund = with_config(
+        payments_sub.add_parser(
+            "refund",
+            help="send back a payment that belongs to no transfer (unknown memo, wrong "
+            "asset, a second payment, one after expiry)",
+        )
+    )
+    p_refund.add_argument("payment_id")
+    p_refund.add_argument("--reason", required=True)
+    p_refund.add_argument("--operator", required=True)
+    p_refund.set_defaults(func=cmd_payments_refund)
 
     kyc = sub.add_parser("kyc", help="customers' KYC").add_subparsers(dest="kyc", required=True)
     decide = with_config(kyc.add_parser("decide", help="accept or reject a customer for a type"))

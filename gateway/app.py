@@ -83,7 +83,12 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         clock=now,
     )
     transfers = TransferService(
-        settings, uow=deps.uow, customers=customers, payouts=DbPayoutQueue(), clock=now
+        settings,
+        uow=deps.uow,
+        customers=customers,
+        payouts=DbPayoutQueue(),
+        vault=vault,
+        clock=now,
     )
     watcher = PaymentWatcher(
         settings.sep31.receiving_account,

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.errors import GatewayError, PayloadTooLarge
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,6 +84,10 @@ class Edge:
                     }
                 )
                 await send({"type": "http.response.body", "body": b""})
+                return
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                # Nothing in any SEP has a NUL; PostgreSQL cannot even compare one.
+                await _send_error(send_with_headers, BadRequest("the URL must not contain NUL"))
                 return
             limit = self._limit(scope.get("path", ""))
             length = _content_length(scope)

@@ -16,6 +16,18 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 MAX_JSON_BYTES = 262_144  # no request of any SEP needs more; files come as multipart
+# No field of any SEP holds a NUL; PostgreSQL cannot store one in text.
+NUL_IN_BODY = "Request body must not contain NUL characters"
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,8 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
             raise BadRequest("Request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
+        if _has_nul(data):
+            raise BadRequest(NUL_IN_BODY)
         return data
     if kind in (FORM, MULTIPART):
         try:
@@ -66,6 +80,8 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
                     raise BadRequest(f"{key}: sent more than once")
                 if isinstance(value, UploadFile):
                     fields[key] = Upload(value.filename, value.content_type, await value.read())
+                elif "\x00" in key or "\x00" in value:
+                    raise BadRequest(NUL_IN_BODY)
                 else:
                     fields[key] = value
             return fields

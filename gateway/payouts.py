@@ -21,16 +21,24 @@ if TYPE_CHECKING:
 Purpose = Literal["payout", "refund", "excess_refund"]
 
 
-# A payout row's status: ready (queued) -> submitted -> succeeded | failed.
-READY, SUBMITTED, SUCCEEDED, FAILED = "ready", "submitted", "succeeded", "failed"
+# A payout row's status: ready (queued) -> submitted -> succeeded | failed; a ready row may be
+# canceled by its source (only while ready: the engine moves it to submitted under a lock).
+READY, SUBMITTED, SUCCEEDED, FAILED, CANCELED = (
+    "ready",
+    "submitted",
+    "succeeded",
+    "failed",
+    "canceled",
+)
+LIVE = frozenset({READY, SUBMITTED, SUCCEEDED})  # money is leaving or has left
 
 
 @dataclass(frozen=True, slots=True)
 class PayoutInstruction:
-    source: str  # "sep31" | "sep3" | "disbursement"
+    source: str  # "sep31" | "sep31_payment" | "sep3" | "disbursement"
     source_id: str
     purpose: Purpose
-    asset_code: str
+    asset_code: str  # "XLM" with issuer "" for lumens
     asset_issuer: str
     amount_stroops: int
     # A Stellar destination (G... or M...), with an optional memo; or an off-chain rail
@@ -59,7 +67,11 @@ class PayoutResult:
 class PayoutQueue(Protocol):
     async def enqueue(self, uow: UnitOfWork, instruction: PayoutInstruction) -> str:
         """Queue the instruction in ``uow``'s transaction; returns the payout id (the
-        existing one when this source already queued this purpose)."""
+        existing one when this source has a live payout of this purpose)."""
+
+    async def cancel(self, uow: UnitOfWork, source: str, source_id: str, purpose: str) -> bool:
+        """Cancel a payout that is still only queued; False when one is submitted or done
+        (it can no longer be stopped) -- True also when there was none."""
 
 
 class PayoutResultHandler(Protocol):
@@ -72,3 +84,6 @@ class DbPayoutQueue:
 
     async def enqueue(self, uow: UnitOfWork, instruction: PayoutInstruction) -> str:
         return await uow.payouts.add(instruction, datetime.now(UTC))
+
+    async def cancel(self, uow: UnitOfWork, source: str, source_id: str, purpose: str) -> bool:
+        return await uow.payouts.cancel(source, source_id, purpose, datetime.now(UTC))

@@ -90,6 +90,7 @@ class ClientIdentity:
 # Money is Decimal at the edges and integer stroops (10^-7) in storage and arithmetic.
 
 STROOPS_PER_UNIT = 10_000_000
+MAX_AMOUNT = Decimal("922337203685.4775807")  # 2**63 - 1 stroops
 _AMOUNT_TEXT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,7})?")
 
 
@@ -107,6 +108,8 @@ def parse_amount(value: object, field: str, decimals: int = 7) -> Decimal:
     amount = Decimal(text)
     if amount <= 0:
         raise InvalidField(field, "must be greater than zero")
+    if amount > MAX_AMOUNT:
+        raise InvalidField(field, f"must be at most {MAX_AMOUNT} (Stellar's largest amount)")
     if amount != amount.quantize(Decimal(1).scaleb(-decimals)):
         raise InvalidField(field, f"must have at most {decimals} decimals")
     return amount
@@ -130,7 +133,9 @@ def normalize_memo(memo: object, kind: object, field: str = "memo") -> str:
     import base64
     import binascii
 
-    text = str(memo).strip()
+    text = str(memo)
+    if kind != "text":
+        text = text.strip()  # a text memo is sent back exactly as given
     if kind == "id":
         if not _DIGITS.fullmatch(text) or not 0 < int(text) <= UINT64_MAX:
             raise InvalidField(field, "must be a positive integer (memo_type id)")

@@ -202,7 +202,7 @@ transfers = Table(
     Column("memo", String(64), nullable=False),
     Column("refund_memo_type", String(8), nullable=True),
     Column("refund_memo", String(64), nullable=True),
-    Column("sender_account", String(56), nullable=True),
+    Column("sender_account", String(69), nullable=True),  # G... or M... (refunds go here)
     Column("status", String(40), nullable=False),
     Column("status_message", String(512), nullable=True),
     Column("hold_reason", String(512), nullable=True),
@@ -216,6 +216,9 @@ transfers = Table(
     Column("started_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
+    # Values the sender sent with the deprecated PATCH, sealed like SEP-12 data.
+    Column("info_key_id", String(16), nullable=True),
+    Column("info_sealed", LargeBinary, nullable=True),
     UniqueConstraint("stellar_account_id", "memo", name="uq_transfers_memo"),
     UniqueConstraint("partner_account", "idempotency_key", name="uq_transfers_idempotency"),
     Index("ix_transfers_status_started", "status", "started_at"),
@@ -251,7 +254,7 @@ incoming_payments = Table(
     Column("id", String(32), primary_key=True),  # Horizon's operation id
     Column("account", String(56), nullable=False),
     Column("transaction_hash", String(64), nullable=False),
-    Column("source", String(56), nullable=False),
+    Column("source", String(69), nullable=False),  # the payer, muxed when it paid as M...
     Column("asset_code", String(12), nullable=True),  # null for XLM
     Column("asset_issuer", String(56), nullable=True),
     Column("amount", BigInteger, nullable=False),
@@ -263,6 +266,8 @@ incoming_payments = Table(
     Column("outcome", String(16), nullable=False, index=True),
     Column("note", String(256), nullable=True),
     Column("seen_at", UtcDateTime, nullable=False),
+    # For payments that matched no transfer: refund_queued | refunded | refund_failed
+    Column("resolution", String(16), nullable=True),
 )
 
 watcher_cursors = Table(
@@ -284,6 +289,7 @@ payouts = Table(
     Column("source", String(16), nullable=False),
     Column("source_id", String(64), nullable=False),
     Column("purpose", String(16), nullable=False),  # payout | refund | excess_refund
+    Column("attempt", Integer, nullable=False, server_default="1"),
     Column("asset_code", String(12), nullable=False),
     Column("asset_issuer", String(56), nullable=False),
     Column("amount", BigInteger, nullable=False),
@@ -292,10 +298,11 @@ payouts = Table(
     Column("memo", String(64), nullable=True),
     Column("rail", String(64), nullable=True),
     Column("customer_id", String(36), nullable=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # ready submitted succeeded failed canceled
     Column("reason", String(512), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    UniqueConstraint("source", "source_id", "purpose", name="uq_payouts_source"),
+    # One live payout per purpose; a failed or canceled one may be followed by a new attempt.
+    UniqueConstraint("source", "source_id", "purpose", "attempt", name="uq_payouts_source"),
     Index("ix_payouts_status", "status"),
 )

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +21,7 @@ from gateway.db.tables import (
     transfers,
     watcher_cursors,
 )
+from gateway.payouts import CANCELED, LIVE, READY
 from gateway.sep31.model import Cursor, Refund, Transfer, TransferStatus
 
 _STATE_COLUMNS = (
@@ -211,6 +212,53 @@ class Transfers:
                 ],
             )
 
+    async def store_info(self, transfer_id: str, key_id: str, sealed: bytes) -> None:
+        """The sender's PATCH values, sealed."""
+        await self._conn.execute(
+            update(transfers)
+            .where(transfers.c.id == transfer_id)
+            .values(info_key_id=key_id, info_sealed=sealed)
+        )
+
+    async def info(self, transfer_id: str) -> tuple[str, bytes] | None:
+        row = (
+            await self._conn.execute(
+                select(transfers.c.info_key_id, transfers.c.info_sealed).where(
+                    transfers.c.id == transfer_id, transfers.c.info_key_id.is_not(None)
+                )
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    async def sealed_info_under(
+        self, key_ids: list[str], limit: int
+    ) -> list[tuple[str, str, bytes]]:
+        """Up to ``limit`` sealed PATCH values under one of ``key_ids``: (transfer, key, blob)."""
+        rows = await self._conn.execute(
+            select(transfers.c.id, transfers.c.info_key_id, transfers.c.info_sealed)
+            .where(transfers.c.info_key_id.in_(key_ids))
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def replace_sealed_info(
+        self, transfer_id: str, old_key: str, key_id: str, sealed: bytes
+    ) -> bool:
+        done = await self._conn.execute(
+            update(transfers)
+            .where(transfers.c.id == transfer_id, transfers.c.info_key_id == old_key)
+            .values(info_key_id=key_id, info_sealed=sealed)
+        )
+        return done.rowcount == 1
+
+    async def sealed_key_ids(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            select(transfers.c.info_key_id, func.count())
+            .where(transfers.c.info_key_id.is_not(None))
+            .group_by(transfers.c.info_key_id)
+        )
+        return {kid: int(n) for kid, n in rows}
+
     async def save_many(self, items: list[Transfer]) -> None:
         for t in items:
             await self.save(t)
@@ -311,6 +359,20 @@ class IncomingPayments:
         if rows:
             await self._conn.execute(insert(incoming_payments), rows)
 
+    async def get(self, payment_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        query = select(incoming_payments).where(incoming_payments.c.id == payment_id)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return dict(row._mapping) if row else None
+
+    async def resolve(self, payment_id: str, resolution: str) -> None:
+        await self._conn.execute(
+            update(incoming_payments)
+            .where(incoming_payments.c.id == payment_id)
+            .values(resolution=resolution)
+        )
+
     async def count_unmatched(self) -> int:
         return int(
             await self._conn.scalar(
@@ -335,16 +397,23 @@ class Payouts:
         self._conn = conn
 
     async def add(self, instruction: Any, now: datetime) -> str:
-        """Queue a payout (status ready) once per (source, source id, purpose)."""
-        existing = await self._conn.scalar(
-            select(payouts.c.id).where(
-                payouts.c.source == instruction.source,
-                payouts.c.source_id == instruction.source_id,
-                payouts.c.purpose == instruction.purpose,
+        """Queue a payout (status ready), unless this (source, source id, purpose) has a live
+        one: then that one's id. After a failed or canceled one, a new attempt."""
+        c = payouts.c
+        latest = (
+            await self._conn.execute(
+                select(c.id, c.status, c.attempt)
+                .where(
+                    c.source == instruction.source,
+                    c.source_id == instruction.source_id,
+                    c.purpose == instruction.purpose,
+                )
+                .order_by(c.attempt.desc())
+                .limit(1)
             )
-        )
-        if existing:
-            return str(existing)
+        ).first()
+        if latest is not None and latest.status in LIVE:
+            return str(latest.id)
         payout_id = str(uuid.uuid4())
         await self._conn.execute(
             insert(payouts).values(
@@ -352,6 +421,7 @@ class Payouts:
                 source=instruction.source,
                 source_id=instruction.source_id,
                 purpose=instruction.purpose,
+                attempt=1 if latest is None else latest.attempt + 1,
                 asset_code=instruction.asset_code,
                 asset_issuer=instruction.asset_issuer,
                 amount=instruction.amount_stroops,
@@ -360,15 +430,32 @@ class Payouts:
                 memo=instruction.memo,
                 rail=instruction.rail,
                 customer_id=instruction.customer_id,
-                status="ready",
+                status=READY,
                 created_at=now,
                 updated_at=now,
             )
         )
         return payout_id
 
+    async def cancel(self, source: str, source_id: str, purpose: str, now: datetime) -> bool:
+        """Cancel a still-queued payout; False when a live one is past that point."""
+        c = payouts.c
+        mine = and_(c.source == source, c.source_id == source_id, c.purpose == purpose)
+        await self._conn.execute(
+            update(payouts)
+            .where(mine, c.status == READY)
+            .values(status=CANCELED, reason="canceled by its source", updated_at=now)
+        )
+        beyond = await self._conn.scalar(
+            select(func.count()).select_from(payouts).where(mine, c.status.in_(LIVE))
+        )
+        return not beyond
+
     async def of(self, source: str, source_id: str) -> list[dict[str, Any]]:
+        """Every payout of a source's item, oldest attempt first."""
         rows = await self._conn.execute(
-            select(payouts).where(payouts.c.source == source, payouts.c.source_id == source_id)
+            select(payouts)
+            .where(payouts.c.source == source, payouts.c.source_id == source_id)
+            .order_by(payouts.c.purpose, payouts.c.attempt)
         )
         return [dict(r._mapping) for r in rows]

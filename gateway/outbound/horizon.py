@@ -71,6 +71,7 @@ class Payment:
     memo_type: str | None
     memo: str | None
     ledger: int | None
+    source_muxed: str | None = None  # the payer's M... address when it paid as one
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,9 +329,9 @@ def _payment(r: Mapping[str, Any]) -> Payment:
     kind = r["type"]
     if kind == "create_account":
         to, amount, code, issuer = r["account"], r["starting_balance"], None, None
-        source = r["funder"]
+        source, source_muxed = r["funder"], r.get("funder_muxed")
     else:
-        to, amount, source = r["to"], r["amount"], r["from"]
+        to, amount, source, source_muxed = r["to"], r["amount"], r["from"], r.get("from_muxed")
         native = r["asset_type"] == "native"
         code = None if native else r["asset_code"]
         issuer = None if native else r["asset_issuer"]
@@ -350,4 +351,5 @@ def _payment(r: Mapping[str, Any]) -> Payment:
         memo_type=tx.get("memo_type"),
         memo=tx.get("memo"),
         ledger=tx.get("ledger"),
+        source_muxed=source_muxed,
     )

@@ -1,4 +1,5 @@
-"""`gateway keys rotate-kyc`: re-seal customers' personal data under the current KYC key.
+"""`gateway keys rotate-kyc`: re-seal personal data (customers' fields and files, values sent
+with SEP-31 PATCH) under the current KYC key.
 
 Works in small batches, each its own short transaction, so the gateway keeps serving: new
 data is already sealed with the current key, and each re-sealed row is replaced only if it
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gateway.personal_data import Vault
 from gateway.sep12_customer.service import _field_context, _file_context
+from gateway.sep31.model import transfer_info_context
 
 if TYPE_CHECKING:
     from gateway.db.uow import UnitOfWorkFactory
@@ -38,6 +40,10 @@ async def rotate_once(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) ->
             context = _file_context(file_id)
             new_kid, sealed = vault.seal(vault.open(kid, content, context), context)
             done += await u.customers.replace_sealed_file(file_id, kid, new_kid, sealed)
+        for transfer_id, kid, blob in await u.transfers.sealed_info_under(old, batch):
+            context = transfer_info_context(transfer_id)
+            new_kid, sealed = vault.seal(vault.open(kid, blob, context), context)
+            done += await u.transfers.replace_sealed_info(transfer_id, kid, new_kid, sealed)
         await u.commit()
     return done
 
@@ -48,5 +54,7 @@ async def rotate(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) -> Rota
         report.resealed += n
     async with uow(read_only=True) as u:
         counts = await u.customers.sealed_key_ids()
+        for kid, n in (await u.transfers.sealed_key_ids()).items():
+            counts[kid] = counts.get(kid, 0) + n
     report.left = {k: n for k, n in counts.items() if not vault.is_current(k)} or None
     return report

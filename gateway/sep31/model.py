@@ -134,8 +134,14 @@ class Transfer:
     ) -> Transfer:
         if to not in ALLOWED[self.status]:
             raise IllegalTransition(self.status, to)
-        event = Event(self.status, to, actor, reason, at)
+        event = Event(self.status, to, actor[:128], clip(reason), at)
         return replace(self, status=to, updated_at=at, events=(*self.events, event), **changes)
+
+    def _note(self, actor: str, reason: str, at: datetime, **changes: Any) -> Transfer:
+        """A change within the status, kept in the history (``updated_at`` stays the time
+        the status was reached, as SEP-31 defines it)."""
+        event = Event(self.status, self.status, actor[:128], clip(reason), at)
+        return replace(self, events=(*self.events, event), **changes)
 
     def payment_seen(self, actor: str, at: datetime) -> Transfer:
         return self._move(S.PENDING_STELLAR, actor, "payment seen, not yet settled", at)
@@ -150,9 +156,16 @@ class Transfer:
         at: datetime,
         hold: str | None = None,
         note: str | None = None,
+        fee: int | None = None,
     ) -> Transfer:
         """The sender's payment arrived. With ``hold`` it waits for an operator instead of
-        going to payout; ``note`` tells the sender what happens next (a refund, say)."""
+        going to payout; ``note`` tells the sender what happens next (a refund, say). A
+        short payment is paid out, if at all, on what arrived, with ``fee`` (the fee on
+        that amount): never more than was received."""
+        changes: dict[str, Any] = {}
+        if amount < self.amount_in:
+            fee = min(self.amount_fee if fee is None else fee, amount)
+            changes = {"amount_fee": fee, "amount_out": amount - fee}
         return self._move(
             S.PENDING_RECEIVER,
             actor,
@@ -161,28 +174,33 @@ class Transfer:
             amount_received=amount,
             sender_account=sender_account,
             stellar_transaction_id=transaction_id,
-            hold_reason=hold,
-            status_message=hold or note,
-        )
-
-    def release_hold(self, actor: str, reason: str, at: datetime, *, fee: int) -> Transfer:
-        """An operator lets a held payment go to payout. A short payment is paid out on what
-        arrived, with ``fee`` (the fee on that amount): never more than was received."""
-        if self.status != S.PENDING_RECEIVER or self.hold_reason is None:
-            raise IllegalTransition(self.status, "released")
-        event = Event(self.status, self.status, actor, reason, at)
-        changes: dict[str, Any] = {}
-        if self.amount_received is not None and self.amount_received < self.amount_in:
-            fee = min(fee, self.amount_received)
-            changes = {"amount_fee": fee, "amount_out": self.amount_received - fee}
-        return replace(
-            self,
-            hold_reason=None,
-            status_message=None,
-            updated_at=at,
-            events=(*self.events, event),
+            hold_reason=clip(hold),
+            status_message=clip(hold or note),
             **changes,
         )
+
+    def release_hold(self, actor: str, reason: str, at: datetime) -> Transfer:
+        """An operator lets a held payment go to payout."""
+        if self.status != S.PENDING_RECEIVER or self.hold_reason is None:
+            raise IllegalTransition(self.status, "released")
+        return self._note(actor, reason, at, hold_reason=None, status_message=None)
+
+    def held(self, reason: str, actor: str, at: datetime) -> Transfer:
+        """Received funds wait for an operator (the payout cannot be made as it stands)."""
+        if self.status != S.PENDING_RECEIVER or self.amount_received is None:
+            raise IllegalTransition(self.status, "held")
+        return self._note(actor, reason, at, hold_reason=clip(reason), status_message=clip(reason))
+
+    def refund_queued(self, reason: str, actor: str, at: datetime) -> Transfer:
+        """The money is on its way back to the sender; no hold is left to release."""
+        if S.REFUNDED not in ALLOWED[self.status] or self.amount_received is None:
+            raise IllegalTransition(self.status, "refunded")
+        message = f"the payment is being refunded: {reason}"
+        return self._note(actor, message, at, hold_reason=None, status_message=clip(message))
+
+    def noted(self, message: str, actor: str, at: datetime) -> Transfer:
+        """A message for the sender and operators, without a change of status."""
+        return self._note(actor, message, at, status_message=clip(message))
 
     @property
     def excess_stroops(self) -> int:
@@ -207,21 +225,28 @@ class Transfer:
         )
 
     def refunded(self, refund: Refund, *, actor: str, reason: str, at: datetime) -> Transfer:
-        """The whole payment went back to the sender."""
+        """Everything left went back to the sender: nothing is paid out and no fee is kept
+        (SEP-31: amount_out = amount_in - amount_fee - refunded - refund fees)."""
         return self._move(
-            S.REFUNDED, actor, reason, at, completed_at=at, refunds=(*self.refunds, refund)
+            S.REFUNDED,
+            actor,
+            reason,
+            at,
+            completed_at=at,
+            refunds=(*self.refunds, refund),
+            amount_fee=0,
+            amount_out=0,
+            status_message=None,
+            hold_reason=None,
         )
 
     def partly_refunded(self, refund: Refund, *, actor: str, reason: str, at: datetime) -> Transfer:
         """Part of the payment (an overpayment's excess) went back; the status stays."""
-        event = Event(self.status, self.status, actor, reason, at)
-        return replace(
-            self, refunds=(*self.refunds, refund), updated_at=at, events=(*self.events, event)
-        )
+        return self._note(actor, reason, at, refunds=(*self.refunds, refund))
 
     def needs_customer_info(self, message: str, actor: str, at: datetime) -> Transfer:
         return self._move(
-            S.PENDING_CUSTOMER_INFO_UPDATE, actor, message, at, required_info_message=message
+            S.PENDING_CUSTOMER_INFO_UPDATE, actor, message, at, required_info_message=clip(message)
         )
 
     def needs_transaction_info(
@@ -232,7 +257,7 @@ class Transfer:
             actor,
             message,
             at,
-            required_info_message=message,
+            required_info_message=clip(message),
             required_info_updates=fields,
         )
 
@@ -252,7 +277,7 @@ class Transfer:
         return self._move(S.EXPIRED, actor, "no payment arrived in time", at)
 
     def failed(self, reason: str, actor: str, at: datetime) -> Transfer:
-        return self._move(S.ERROR, actor, reason, at, status_message=reason)
+        return self._move(S.ERROR, actor, reason, at, status_message=clip(reason), hold_reason=None)
 
     @property
     def refunded_stroops(self) -> int:
@@ -261,6 +286,21 @@ class Transfer:
     @property
     def refund_fees_stroops(self) -> int:
         return sum(r.fee_stroops for r in self.refunds)
+
+
+def transfer_info_context(transfer_id: str) -> str:
+    """What a transfer's sealed PATCH values are bound to (see gateway.personal_data)."""
+    return f"transfer_info:{transfer_id}"
+
+
+MAX_TEXT = 500  # the stored length of reasons and messages
+
+
+def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Reasons come from operators and payout rails: stored at most ``limit`` characters."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def fee_for(amount: int, fee_fixed: Decimal, fee_percent: Decimal, decimals: int) -> int:

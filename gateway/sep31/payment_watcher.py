@@ -67,7 +67,11 @@ class PaymentWatcher:
             if (current.cursor if current else "") != (before.cursor if before else ""):
                 return 1  # another watcher moved on meanwhile; read again from there
             known = await uow.payments.known([p.id for p in page.records])
-            fresh = [p for p in page.records if p.id not in known]
+            fresh = []
+            for p in page.records:  # a record Horizon repeats is applied once
+                if p.id not in known:
+                    known.add(p.id)
+                    fresh.append(p)
             rows = await self._transfers.apply_payments(uow, self.account, fresh, now)
             await uow.payments.add_many(rows)
             newest = max((p.created_at for p in page.records), default=None)
@@ -81,7 +85,8 @@ class PaymentWatcher:
                 now,
             )
             await uow.commit()
-        return len(page.records) if page.full else 0
+        # Non-zero while more may be waiting (a full page, even of records we skip).
+        return max(len(page.records), 1) if page.full else 0
 
     async def lag(self) -> WatcherLag:
         async with self._uow(read_only=True) as uow:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from stellar_sdk import MuxedAccount, StrKey
@@ -22,18 +24,20 @@ from stellar_sdk import MuxedAccount, StrKey
 from gateway.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.horizon import Payment
-from gateway.payouts import FAILED, PayoutInstruction, PayoutQueue, PayoutResult
+from gateway.payouts import LIVE, PayoutInstruction, PayoutQueue, PayoutResult
+from gateway.personal_data import Vault
 from gateway.sep10 import AuthSession
 from gateway.sep12_customer import CALLBACK_KIND, CustomerService, Status, select_type
 from gateway.sep31.model import (
-    ALLOWED,
     FINAL,
     Event,
     IllegalTransition,
     Refund,
     Transfer,
     TransferStatus,
+    clip,
     fee_for,
+    transfer_info_context,
 )
 from gateway.settings import AssetSettings, Settings
 from gateway.types import format_stroops, normalize_memo, parse_amount, to_stroops
@@ -43,7 +47,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.sep31")
 
-SOURCE = "sep31"
+SOURCE = "sep31"  # payouts of transfers: source id is the transfer's
+PAYMENT_SOURCE = "sep31_payment"  # refunds of single payments: source id is the payment's
+REFUNDABLE_OUTCOMES = frozenset({"unknown_memo", "wrong_asset", "duplicate", "late"})
+OPERATOR_ACTIONS = frozenset(
+    {"release", "refund", "fail", "need_customer_info", "need_transaction_info", "info_updated"}
+)
+# Horizon lists a payment some seconds after its ledger closes: the watcher's "caught up at"
+# is trusted only this long before.
+INGESTION_MARGIN = 60
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 S = TransferStatus
 
 
@@ -64,6 +78,7 @@ class TransferService:
         uow: UnitOfWorkFactory,
         customers: CustomerService,
         payouts: PayoutQueue,
+        vault: Vault,
         clock: Callable[[], datetime] = _now,
     ):
         self._s = settings.sep31
@@ -74,6 +89,7 @@ class TransferService:
         self._uow = uow
         self._customers = customers
         self._payouts = payouts
+        self._vault = vault
         self._clock = clock
         self._insecure_hosts = (
             frozenset(settings.outbound.insecure_callback_hosts)
@@ -137,8 +153,8 @@ class TransferService:
         self, session: AuthSession, body: Mapping[str, Any], idempotency_key: str | None
     ) -> dict[str, Any]:
         self.check_partner(session)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
-            raise InvalidField("Idempotency-Key", "must be 1 to 128 characters")
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidField("Idempotency-Key", "must be 1 to 128 printable ASCII characters")
         code = body.get("asset_code")
         if not isinstance(code, str) or not code:
             raise InvalidField("asset_code", "is required")
@@ -270,6 +286,8 @@ class TransferService:
     async def _owned(
         self, uow: UnitOfWork, session: AuthSession, transfer_id: str, *, lock: bool = False
     ) -> Transfer:
+        if not _UUID.fullmatch(transfer_id):
+            raise NotFound("transaction not found")
         transfer = await uow.transfers.get(transfer_id, lock=lock)
         if transfer is None or transfer.partner_account != session.account:
             raise NotFound("transaction not found")
@@ -317,9 +335,26 @@ class TransferService:
             if missing:
                 raise BadRequest("requested fields missing: " + ", ".join(missing))
             updated = transfer.info_updated(session.sub, self._clock())
-            await self._save(uow, updated)
+            # Kept for operators, sealed like SEP-12 data: these may be account numbers.
+            kid, sealed = self._vault.seal(
+                json.dumps(values, default=str).encode(), transfer_info_context(transfer.id)
+            )
+            await uow.transfers.store_info(transfer.id, kid, sealed)
+            updated = await self._resume(uow, updated, self._clock())
             await uow.commit()
         return render(updated)
+
+    async def sent_info(self, transfer_id: str) -> dict[str, Any] | None:
+        """The values the sender last sent with PATCH, opened (operators only)."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.transfers.info(transfer_id)
+        if found is None:
+            return None
+        kid, blob = found
+        data: dict[str, Any] = json.loads(
+            self._vault.open(kid, blob, transfer_info_context(transfer_id))
+        )
+        return data
 
     # -- the money ---------------------------------------------------------------------------
 
@@ -327,8 +362,9 @@ class TransferService:
         self, uow: UnitOfWork, account: str, records: list[Payment], now: datetime
     ) -> list[dict[str, Any]]:
         """Match the payments to ``account`` by memo and apply them; returns the rows to
-        keep in incoming_payments (one per payment, matched or not)."""
-        incoming = [p for p in records if p.to == account]
+        keep in incoming_payments (one per incoming payment, matched or not). Payments the
+        account made itself (payouts, refunds, even to itself) are not incoming."""
+        incoming = [p for p in records if p.to == account and p.source != account]
         memos = [p.memo for p in incoming if p.memo_type == "id" and p.memo]
         found = await uow.transfers.by_memos(account, memos)
         rows: list[dict[str, Any]] = []
@@ -336,13 +372,13 @@ class TransferService:
             transfer = found.get(p.memo or "") if p.memo_type == "id" else None
             outcome, note, updated = await self._apply_one(uow, transfer, p, now)
             if updated is not None:  # a second payment in this page sees the new status
-                found[p.memo or ""] = _with(updated)
+                found[p.memo or ""] = updated
             rows.append(
                 {
                     "id": p.id,
                     "account": account,
                     "transaction_hash": p.transaction_hash,
-                    "source": p.source,
+                    "source": p.source_muxed or p.source,
                     "asset_code": p.asset_code,
                     "asset_issuer": p.asset_issuer,
                     "amount": to_stroops(p.amount),
@@ -365,10 +401,9 @@ class TransferService:
             return "unknown_memo", "no transfer has this memo", None
         if (p.asset_code, p.asset_issuer) != (transfer.asset_code, transfer.asset_issuer):
             paid_in = f"{p.asset_code}:{p.asset_issuer}" if p.asset_code else "XLM"
-            if p.asset_code != transfer.asset_code:
-                wanted = transfer.asset_code
-            else:
-                paid_in, wanted = paid_in, f"{transfer.asset_code}:{transfer.asset_issuer}"
+            wanted = transfer.asset_code
+            if p.asset_code == transfer.asset_code:
+                wanted = f"{transfer.asset_code}:{transfer.asset_issuer}"
             return "wrong_asset", f"paid in {paid_in}, not {wanted}", None
         if transfer.status == S.EXPIRED:
             return "late", "the transfer had expired", None
@@ -376,55 +411,55 @@ class TransferService:
             return "duplicate", f"the transfer had been paid already ({transfer.status})", None
         paid = to_stroops(p.amount)
         expected = transfer.amount_in
-        fmt = lambda v: format_stroops(v, transfer.decimals)  # noqa: E731
-        actor = "payment-watcher"
+        arrived = partial(
+            transfer.funds_received,
+            amount=paid,
+            sender_account=p.source_muxed or p.source,
+            transaction_id=p.transaction_hash,
+            actor="payment-watcher",
+            at=now,
+        )
         if paid == expected:
-            received = transfer.funds_received(
-                amount=paid,
-                sender_account=p.source,
-                transaction_id=p.transaction_hash,
-                actor=actor,
-                at=now,
-            )
-            await self._save(uow, received)
-            await self._queue_payout(uow, received, now)
+            received = await self._pay_out(uow, arrived(), now)
             return "matched", None, received
         kind = "short" if paid < expected else "over"
-        note = f"paid {fmt(paid)}, expected {fmt(expected)}"
+        note = f"paid {_amount(paid, transfer.decimals)}, expected " + _amount(
+            expected, transfer.decimals
+        )
+        fee = self._fee(transfer, paid)
         policy = self._s.underpayment if kind == "short" else self._s.overpayment
         if policy == "hold":
-            held = transfer.funds_received(
-                amount=paid,
-                sender_account=p.source,
-                transaction_id=p.transaction_hash,
-                actor=actor,
-                at=now,
-                hold=f"held for an operator: {note}",
-            )
-            await self._save(uow, held)
-            return kind, note, held
-        received = transfer.funds_received(
-            amount=paid,
-            sender_account=p.source,
-            transaction_id=p.transaction_hash,
-            actor=actor,
-            at=now,
-            note=(
-                f"the payment is being refunded: {note}"
-                if kind == "short"
-                else f"the excess is being refunded: {note}"
-            ),
-        )
-        await self._save(uow, received)
+            held = arrived(hold=f"held for an operator: {note}", fee=fee)
+            return kind, note, await self._save(uow, held)
         if kind == "short":
+            received = arrived(note=f"the payment is being refunded: {note}", fee=fee)
             await self._queue_refund(uow, received, paid, "refund", note)
-        else:
-            await self._queue_payout(uow, received, now)
-            await self._queue_refund(uow, received, paid - expected, "excess_refund", note)
+            return kind, note, await self._save(uow, received)
+        received = arrived(note=f"the excess is being refunded: {note}")
+        received = await self._pay_out(uow, received, now)
+        await self._queue_refund(uow, received, paid - expected, "excess_refund", note)
         return kind, note, received
 
-    async def _queue_payout(self, uow: UnitOfWork, t: Transfer, now: datetime) -> None:
-        destination, memo_type, memo, rail = await self._destination(t)
+    def _fee(self, t: Transfer, amount: int) -> int:
+        receive = self._receive.get(t.asset_code)
+        if receive is None:  # the asset was removed from settings since: the agreed fee
+            return t.amount_fee
+        return fee_for(amount, receive.fee_fixed, receive.fee_percent, t.decimals)
+
+    async def _pay_out(self, uow: UnitOfWork, t: Transfer, now: datetime) -> Transfer:
+        """Save a received transfer and queue its payout; or, when the payout cannot be made
+        as it stands, hold it for an operator with the reason. Returns the saved transfer."""
+        problem = None
+        destination = memo_type = memo = rail = None
+        if t.amount_out <= 0:
+            problem = "nothing is left to pay out after the fee"
+        else:
+            destination, memo_type, memo, rail, problem = await self._destination(t)
+        if problem is not None:
+            return await self._save(uow, t.held(f"held for an operator: {problem}", "gateway", now))
+        if await self._live(uow, t, "refund"):
+            raise Conflict("a refund of this transfer is queued or sent; it cannot be paid out")
+        saved = await self._save(uow, t)
         await self._payouts.enqueue(
             uow,
             PayoutInstruction(
@@ -441,21 +476,49 @@ class TransferService:
                 customer_id=t.receiver_id,
             ),
         )
+        return saved
+
+    async def _resume(self, uow: UnitOfWork, t: Transfer, now: datetime) -> Transfer:
+        """Back in pending_receiver after information was fixed: received funds go to payout
+        again (the payout was canceled when the information was asked for), unless they
+        are held for an operator."""
+        if t.amount_received is None or t.hold_reason is not None:
+            return await self._save(uow, t)
+        return await self._pay_out(uow, t, now)
 
     async def _destination(
         self, t: Transfer
-    ) -> tuple[str | None, str | None, str | None, str | None]:
-        """Where the receiver is paid: a Stellar account from their KYC (crypto_address), or
-        the off-chain rail of the funding method, whose details it reads from the KYC."""
+    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+        """(destination, memo type, memo, rail, problem). The receiver's Stellar account
+        from their KYC (crypto_address, with crypto_memo), else the funding method's rail,
+        which reads its details from the KYC at payout time."""
         if t.receiver_id is not None:
             data = await self._customers.personal_data(t.receiver_id)
             address = data.get("crypto_address", "")
             if StrKey.is_valid_ed25519_public_key(address) or (
                 address.startswith("M") and _is_muxed(address)
             ):
-                memo = data.get("external_transfer_memo") or data.get("crypto_memo")
-                return address, ("text" if memo else None), memo, None
-        return None, None, None, t.funding_method
+                memo = data.get("crypto_memo") or None
+                kind = None
+                if memo is not None:
+                    kind = _memo_kind(memo)
+                    if kind is None:
+                        return (
+                            None,
+                            None,
+                            None,
+                            None,
+                            ("the receiver's crypto_memo is not a valid Stellar memo"),
+                        )
+                return address, kind, memo, None, None
+        return None, None, None, t.funding_method, None
+
+    async def _live(self, uow: UnitOfWork, t: Transfer, purpose: str) -> bool:
+        """Whether a payout of this purpose is queued, sent or done for the transfer."""
+        return any(
+            r["purpose"] == purpose and r["status"] in LIVE
+            for r in await uow.payouts.of(SOURCE, t.id)
+        )
 
     async def _queue_refund(
         self,
@@ -465,9 +528,12 @@ class TransferService:
         purpose: Literal["refund", "excess_refund"],
         reason: str,
     ) -> None:
+        """Queue money back to the payer (with the refund memo asked for, else the memo it
+        paid with). A whole refund first cancels a payout still queued; one already sent
+        or done cannot be undone, so the refund is refused."""
         assert t.sender_account is not None
-        memo_type = t.refund_memo_type or t.memo_type
-        memo = t.refund_memo or t.memo
+        if purpose == "refund" and not await self._payouts.cancel(uow, SOURCE, t.id, "payout"):
+            raise Conflict("a payout of this transfer is submitted or done; it cannot be refunded")
         await self._payouts.enqueue(
             uow,
             PayoutInstruction(
@@ -478,15 +544,15 @@ class TransferService:
                 asset_issuer=t.asset_issuer,
                 amount_stroops=amount,
                 destination=t.sender_account,
-                memo_type=memo_type,
-                memo=memo,
+                memo_type=t.refund_memo_type or t.memo_type,
+                memo=t.refund_memo or t.memo,
             ),
         )
         log.info(
             "transfer %s: %s of %s queued (%s)",
             t.id,
             purpose.replace("_", " "),
-            format_stroops(amount, t.decimals),
+            _amount(amount, t.decimals),
             reason,
         )
 
@@ -494,17 +560,21 @@ class TransferService:
         """What a whole refund sends back: everything received, less an excess that has
         its own refund already."""
         received = t.amount_received or 0
-        queued = await uow.payouts.of(SOURCE, t.id)
-        if any(row["purpose"] == "excess_refund" for row in queued):
+        if await self._live(uow, t, "excess_refund"):
             return received - t.excess_stroops
         return received
 
     async def payout_settled(self, result: PayoutResult) -> None:
-        """A payout or refund of a transfer ended (the payout engine calls this, possibly
-        more than once for one payout: a repeated report changes nothing)."""
+        """A payout or refund ended (the payout engine calls this, possibly more than once
+        for one payout: a repeated report changes nothing)."""
         now = self._clock()
         actor = "payout-engine"
         async with self._uow() as uow:
+            if result.source == PAYMENT_SOURCE:
+                resolution = "refunded" if result.succeeded else "refund_failed"
+                await uow.payments.resolve(result.source_id, resolution)
+                await uow.commit()
+                return
             t = await uow.transfers.get(result.source_id, lock=True)
             if t is None:
                 log.warning(
@@ -514,8 +584,8 @@ class TransferService:
             try:
                 await self._settle(uow, t, result, actor, now)
             except IllegalTransition as exc:
-                # Money moved (or did not) against what the transfer says: operators must
-                # look. The outcome stays in the payouts table; the transfer is not forced.
+                # The transfer's own checks keep this from happening (a payout is canceled
+                # before anything contradicts it); if it does, operators must look.
                 log.error(
                     "transfer %s: %s %s reported while %s (%s)",
                     t.id,
@@ -542,7 +612,7 @@ class TransferService:
                 reason = f"{result.purpose.replace('_', ' ')} failed: {result.reason}"
                 log.warning("transfer %s: %s", t.id, reason)
                 if result.purpose == "excess_refund" or t.status == S.ERROR:
-                    await self._save(uow, _with(t, status_message=reason))
+                    await self._save(uow, t.noted(reason, actor, now))
                 else:
                     await self._save(uow, t.failed(reason, actor, now))
             elif refund.payment_id in {r.payment_id for r in t.refunds}:
@@ -564,22 +634,22 @@ class TransferService:
         elif t.status in FINAL:
             return  # failed already, or an operator settled it meanwhile
         elif self._s.payout_failure == "refund" and t.sender_account is not None:
-            failed = _with(
-                t, status_message=f"payout failed, the payment is being refunded: {result.reason}"
+            amount = await self._refundable(uow, t)
+            failed = t.refund_queued(f"payout failed: {result.reason}", actor, now)
+            await self._queue_refund(
+                uow, failed, amount, "refund", f"payout failed: {result.reason}"
             )
             await self._save(uow, failed)
-            await self._queue_refund(
-                uow,
-                failed,
-                await self._refundable(uow, t),
-                "refund",
-                f"payout failed: {result.reason}",
-            )
         else:
             await self._save(uow, t.failed(f"payout failed: {result.reason}", actor, now))
 
-    async def payout_submitted(self, transfer_id: str, *, on_stellar: bool) -> None:
-        """The payout engine handed the payout to the network or the rail."""
+    async def payout_submitted(
+        self, transfer_id: str, *, purpose: str = "payout", on_stellar: bool
+    ) -> None:
+        """The payout engine handed a payout to the network or the rail. Only the transfer's
+        own payout moves its status; refunds do not."""
+        if purpose != "payout":
+            return
         async with self._uow() as uow:
             t = await uow.transfers.get(transfer_id, lock=True)
             if t is not None and t.status == S.PENDING_RECEIVER and t.hold_reason is None:
@@ -590,10 +660,16 @@ class TransferService:
                 await uow.commit()
 
     async def expire_once(self, batch: int = 500) -> int:
-        """Transfers whose payment never came expire."""
+        """Transfers whose payment never came expire. "Never came" is judged by what the
+        payment watcher has read: while it is behind (Horizon down, watcher stopped), a
+        payment made in time may still be waiting, so nothing expires past its position."""
         now = self._clock()
-        before = now - timedelta(seconds=self._s.pending_sender_seconds)
         async with self._uow() as uow:
+            cursor = await uow.payments.cursor(self._s.receiving_account)
+            if cursor is None or cursor.caught_up_at is None:
+                return 0
+            seen_until = min(now, cursor.caught_up_at - timedelta(seconds=INGESTION_MARGIN))
+            before = seen_until - timedelta(seconds=self._s.pending_sender_seconds)
             ids = await uow.transfers.waiting_since(S.PENDING_SENDER, before, batch)
             for transfer_id in ids:
                 t = await uow.transfers.get(transfer_id, lock=True)
@@ -613,60 +689,90 @@ class TransferService:
         fields: dict[str, Any] | None = None,
     ) -> Transfer:
         """Operator actions: release (a held payment goes to payout), refund, fail,
-        need_customer_info, need_transaction_info."""
+        need_customer_info, need_transaction_info, info_updated. Each checks, under the
+        transfer's lock, that no money can move twice."""
+        if action not in OPERATOR_ACTIONS:
+            raise InvalidField("action", "unknown action")
         now = self._clock()
         async with self._uow() as uow:
             t = await uow.transfers.get(transfer_id, lock=True)
             if t is None:
                 raise NotFound("transaction not found")
             if action == "release":
-                receive = self._receive[t.asset_code]
-                fee = fee_for(
-                    t.amount_received or 0, receive.fee_fixed, receive.fee_percent, t.decimals
-                )
-                t = t.release_hold(actor, reason, now, fee=fee)
-                await self._save(uow, t)
-                await self._queue_payout(uow, t, now)
-                if t.excess_stroops:
-                    await self._queue_refund(
-                        uow, t, t.excess_stroops, "excess_refund", f"released by {actor}"
-                    )
+                t = await self._pay_out(uow, t.release_hold(actor, reason, now), now)
+                if t.excess_stroops and t.hold_reason is None:
+                    note = f"released by {actor}"
+                    await self._queue_refund(uow, t, t.excess_stroops, "excess_refund", note)
             elif action == "refund":
-                if (
-                    t.amount_received is None
-                    or t.sender_account is None
-                    or S.REFUNDED not in ALLOWED[t.status]
-                ):
+                if t.sender_account is None or t.amount_received is None:
                     raise IllegalTransition(t.status, "refunded")
-                queued = await uow.payouts.of(SOURCE, t.id)
-                if any(r["purpose"] == "payout" and r["status"] != FAILED for r in queued):
-                    raise Conflict(
-                        "a payout of this transfer is queued or sent; it cannot be refunded"
-                    )
-                await self._queue_refund(uow, t, await self._refundable(uow, t), "refund", reason)
-            elif action == "fail":
-                t = t.failed(reason, actor, now)
-                await self._save(uow, t)
-            elif action == "need_customer_info":
-                t = t.needs_customer_info(reason, actor, now)
-                await self._save(uow, t)
-            elif action == "need_transaction_info":
-                t = t.needs_transaction_info(reason, {"transaction": fields or {}}, actor, now)
-                await self._save(uow, t)
+                if await self._live(uow, t, "refund"):
+                    return t  # queued already: a repeated request changes nothing
+                amount = await self._refundable(uow, t)
+                t = t.refund_queued(reason, actor, now)
+                await self._queue_refund(uow, t, amount, "refund", reason)
+                t = await self._save(uow, t)
             elif action == "info_updated":
-                t = t.info_updated(actor, now)
-                await self._save(uow, t)
+                t = await self._resume(uow, t.info_updated(actor, now), now)
             else:
-                raise InvalidField("action", "unknown action")
+                # The payout must not leave while the transfer fails or waits for data.
+                if not await self._payouts.cancel(uow, SOURCE, t.id, "payout"):
+                    raise Conflict(
+                        "a payout of this transfer is submitted or done; wait for its outcome"
+                    )
+                if action == "fail":
+                    t = t.failed(reason, actor, now)
+                elif action == "need_customer_info":
+                    t = t.needs_customer_info(reason, actor, now)
+                else:
+                    t = t.needs_transaction_info(reason, {"transaction": fields or {}}, actor, now)
+                t = await self._save(uow, t)
             await uow.commit()
         return t
+
+    async def refund_payment(self, payment_id: str, actor: str, reason: str) -> dict[str, Any]:
+        """Send back an incoming payment that belongs to no transfer (unknown memo, wrong
+        asset, a second payment, one after expiry), to the account that made it, with its
+        memo. Once per payment unless a refund failed."""
+        async with self._uow() as uow:
+            row = await uow.payments.get(payment_id, lock=True)
+            if row is None:
+                raise NotFound("payment not found")
+            if row["outcome"] not in REFUNDABLE_OUTCOMES:
+                raise Conflict(
+                    f"a {row['outcome']} payment is refunded with its transfer "
+                    "(`gateway transfers act ID refund`)"
+                )
+            if row["resolution"] not in ("refund_queued", "refunded"):
+                memo_type = row["memo_type"] if row["memo_type"] in ("id", "text", "hash") else None
+                await self._payouts.enqueue(
+                    uow,
+                    PayoutInstruction(
+                        source=PAYMENT_SOURCE,
+                        source_id=payment_id,
+                        purpose="refund",
+                        asset_code=row["asset_code"] or "XLM",
+                        asset_issuer=row["asset_issuer"] or "",
+                        amount_stroops=row["amount"],
+                        destination=row["source"],
+                        memo_type=memo_type,
+                        memo=row["memo"] if memo_type else None,
+                    ),
+                )
+                await uow.payments.resolve(payment_id, "refund_queued")
+                log.info("payment %s: refund queued by %s (%s)", payment_id, actor, clip(reason))
+                row = {**row, "resolution": "refund_queued"}
+            await uow.commit()
+        return row
 
     # -- writing -----------------------------------------------------------------------------
 
     async def _save(
         self, uow: UnitOfWork, t: Transfer, *, new_refunds: tuple[Refund, ...] = ()
-    ) -> None:
-        """Store a changed transfer and queue the partner's callback for a new status."""
+    ) -> Transfer:
+        """Store a changed transfer with its new history, and queue the partner's callback
+        for a new status; returns it with the history written (so saving it again after
+        another change writes only that change's entries)."""
         await uow.transfers.save(t, new_refunds=new_refunds)
         moved = any(e.from_status != e.to_status for e in t.events)
         if moved and t.callback_url:
@@ -674,6 +780,7 @@ class TransferService:
             await uow.outbox.add(
                 str(uuid.uuid4()), CALLBACK_KIND, t.callback_url, body, t.id, t.updated_at
             )
+        return _with(t)
 
     async def owner_of(self, transfer_id: str) -> str | None:
         async with self._uow(read_only=True) as uow:
@@ -752,6 +859,22 @@ def _digest(body: Mapping[str, Any]) -> str:
     ).hexdigest()
 
 
+def _amount(stroops: int, decimals: int) -> str:
+    """An amount at the asset's decimals, or at all 7 when it has more (a payment may)."""
+    if stroops % 10 ** (7 - decimals):
+        decimals = 7
+    return format_stroops(stroops, decimals)
+
+
+def _memo_kind(memo: str) -> str | None:
+    """How a receiver's memo goes on a Stellar payment: id, text, or None (it cannot)."""
+    if memo.isdigit() and memo.isascii() and int(memo) < 2**64:
+        return "id"
+    if len(memo.encode()) <= 28:
+        return "text"
+    return None
+
+
 def _is_muxed(address: str) -> bool:
     try:
         MuxedAccount.from_account(address)
@@ -766,4 +889,6 @@ def _refund_memo(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return None, None
     if memo in (None, "") or kind in (None, ""):
         raise BadRequest("refund_memo and refund_memo_type go together")
+    if isinstance(memo, bool) or not isinstance(memo, str | int):
+        raise InvalidField("refund_memo", "must be a string")
     return str(kind), normalize_memo(memo, kind, "refund_memo")

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from stellar_sdk import Keypair
 
-from gateway.db.tables import transfer_events, transfers
+from gateway.db.tables import payouts, transfer_events, transfers
 from tests.fakes.callbacks import verify_signature
 from tests.fakes.sep12 import error_of, kyc_for, rows
 from tests.fakes.sep31 import RECEIVER, SENDER, Partner, partner_for
@@ -379,7 +379,9 @@ async def test_a_repeated_request_id_answers_the_first_transfer(gateway, ready):
     assert theirs["id"] != first["id"]
     assert len(await rows(gateway, transfers)) == 2
     too_long = await partner.post(body(sender_id, receiver_id), key="k" * 129)
-    assert error_of(too_long, 400) == "Idempotency-Key: must be 1 to 128 characters"
+    assert error_of(too_long, 400) == (
+        "Idempotency-Key: must be 1 to 128 printable ASCII characters"
+    )
 
 
 # -- GET /transactions/{id} -------------------------------------------------------------------
@@ -496,3 +498,76 @@ async def test_patch_updates_only_the_fields_an_operator_asked_for(gateway, read
     assert response.json()["transaction"]["status"] == "pending_receiver"
     assert "required_info_updates" not in response.json()["transaction"]
     assert error_of(await partner.patch("nope", {"fields": {"transaction": {"a": 1}}}), 404)
+    # Kept for operators, sealed; the held payment stays held (no payout).
+    assert await service.sent_info(tid) == {"reference": "INV-7"}
+    [row] = await rows(gateway, transfers, id=tid)
+    assert b"INV-7" not in row["info_sealed"] and row["info_key_id"]
+    assert await rows(gateway, payouts, source_id=tid) == []
+    assert response.json()["transaction"]["status_message"] == "held for the test"
+
+
+async def test_patched_information_sends_a_received_payment_to_payout_again(gateway, ready):
+    partner, sender_id, receiver_id = ready
+    tid = (await partner.create(body(sender_id, receiver_id)))["id"]
+    service = transfers_service(gateway)
+    async with gateway.app.state.deps.uow() as uow:
+        t = await uow.transfers.get(tid, lock=True)
+        t = t.funds_received(
+            amount=t.amount_in,
+            sender_account=Keypair.random().public_key,
+            transaction_id="ab" * 32,
+            actor="test",
+            at=datetime.now(UTC),
+        )
+        await service._pay_out(uow, t, datetime.now(UTC))
+        await uow.commit()
+    wanted = {"reference": {"description": "the payment reference"}}
+    await service.operate(tid, "need_transaction_info", "operator:ana", "reference?", wanted)
+    [canceled] = await rows(gateway, payouts, source_id=tid)
+    assert canceled["status"] == "canceled"
+    response = await partner.patch(tid, {"fields": {"transaction": {"reference": "INV-8"}}})
+    assert response.status_code == 200
+    again = [r for r in await rows(gateway, payouts, source_id=tid) if r["status"] == "ready"]
+    assert [(r["attempt"], r["amount"]) for r in again] == [(2, canceled["amount"])]
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "error"),
+    [
+        (
+            {"method": "POST", "url": "/sep31/transactions", "json": {"amount": "x\u0000"}},
+            400,
+            "Request body must not contain NUL characters",
+        ),
+        (
+            {"method": "GET", "url": "/sep31/transactions/%00"},
+            400,
+            "the URL must not contain NUL",
+        ),
+        (
+            {"method": "GET", "url": "/sep31/transactions/x", "params": {"lang": "\x00"}},
+            400,
+            "the URL must not contain NUL",
+        ),
+        ({"method": "GET", "url": "/sep31/transactions/not-a-uuid"}, 404, "transaction not found"),
+        (
+            {"method": "PUT", "url": "/sep31/transactions/1'; --/callback", "json": {"url": HOOK}},
+            404,
+            "transaction not found",
+        ),
+    ],
+)
+async def test_odd_identifiers_and_nul_characters_are_refused_cleanly(
+    gateway, partner, request_args, status, error
+):
+    response = await gateway.client.request(headers=partner.headers, **request_args)
+    assert error_of(response, status) == error
+
+
+async def test_amounts_beyond_stellars_largest_are_refused(ready):
+    partner, sender_id, receiver_id = ready
+    for amount in ("922337203685.4775808", "999999999999999"):
+        response = await partner.post(body(sender_id, receiver_id, amount=amount))
+        assert error_of(response, 400) == (
+            "amount: must be at most 922337203685.4775807 (Stellar's largest amount)"
+        )

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from stellar_sdk import Account as SdkAccount
-from stellar_sdk import Asset, Keypair, TransactionBuilder
+from stellar_sdk import Asset, Keypair, MuxedAccount, TransactionBuilder
 from stellar_sdk.memo import IdMemo, Memo, NoneMemo, TextMemo
 from stellar_sdk.operation import Payment
 
@@ -134,11 +134,14 @@ class Payer:
         asset: Asset | None,
         *,
         payments: int = 1,
+        muxed_id: int | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Submit one transaction of ``payments`` payment operations; (status, body)."""
+        """Submit one transaction of ``payments`` payment operations (from the muxed
+        address ``muxed_id`` of the account, if given); (status, body)."""
         if isinstance(memo, str):
             memo = IdMemo(int(memo)) if memo.isdigit() else TextMemo(memo)
-        source = SdkAccount(self.account, self.ledger.sequence_of(self.account))
+        account = self.account if muxed_id is None else MuxedAccount(self.account, muxed_id)
+        source = SdkAccount(account, self.ledger.sequence_of(self.account))
         builder = TransactionBuilder(source, self.passphrase, base_fee=100)
         for _ in range(payments):
             builder.append_operation(Payment(destination, asset or Asset.native(), str(amount)))

@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import update
 from stellar_sdk import Asset, Keypair
 from stellar_sdk.memo import HashMemo, TextMemo
 
 from gateway.db.tables import incoming_payments, payouts, transfer_events, watcher_cursors
 from gateway.errors import Conflict
-from gateway.outbound.horizon import HorizonUnavailable
-from gateway.payouts import FAILED, PayoutResult
+from gateway.outbound.horizon import HorizonUnavailable, Payment, PaymentsPage
+from gateway.payouts import FAILED, SUBMITTED, PayoutResult
 from gateway.sep31 import IllegalTransition, PaymentWatcher
 from tests.fakes.sep12 import ManualClock, rows, running_gateway
 from tests.fakes.sep31 import Partner, Payer, open_receiving_account, partner_for, payer
@@ -324,7 +326,7 @@ class TestRefundPolicy:
         )
         tx = await state(gw, partner, tid)
         assert tx["status"] == "pending_receiver"
-        assert tx["status_message"] == ("payout failed, the payment is being refunded: op_no_trust")
+        assert tx["status_message"] == "the payment is being refunded: payout failed: op_no_trust"
         refund = next(p for p in await payouts_of(gw, tid) if p["purpose"] == "refund")
         assert refund["amount"] == 1_000_000_000  # 110 received, 10 go back separately
 
@@ -388,11 +390,16 @@ async def test_a_payment_in_the_wrong_asset_changes_nothing(gw, partner, sender)
 async def test_a_payment_after_expiry_is_recorded_as_late(gw, partner, sender, clock):
     created = await new_transfer(partner)
     fresh = await new_transfer(partner, "7")
+    await drain(services(gw).watcher)
     clock.advance(86_400 - 60)
+    await drain(services(gw).watcher)
     assert await services(gw).transfers.expire_once() == 0
-    clock.advance(120)
+    clock.advance(180)
     partner.token = partner.kyc.token = await gw.wallet(partner.keypair).token()
     young = await new_transfer(partner, "8")
+    # The watcher has not read anything since before the deadline: nothing expires yet.
+    assert await services(gw).transfers.expire_once() == 0
+    await drain(services(gw).watcher)
     assert await services(gw).transfers.expire_once() == 2
     assert (await state(gw, partner, created["id"]))["status"] == "expired"
     assert (await state(gw, partner, fresh["id"]))["status"] == "expired"
@@ -402,6 +409,76 @@ async def test_a_payment_after_expiry_is_recorded_as_late(gw, partner, sender, c
     [row] = await incoming(gw)
     assert (row["outcome"], row["note"]) == ("late", "the transfer had expired")
     assert (await state(gw, partner, created["id"]))["status"] == "expired"
+
+    # An operator sends it back, once; the payout engine's report closes it.
+    t = services(gw).transfers
+    refunded = await t.refund_payment(row["id"], "operator:ana", "transfer had expired")
+    assert refunded["resolution"] == "refund_queued"
+    await t.refund_payment(row["id"], "operator:ana", "clicked twice")
+    [refund] = await rows(gw, payouts, source="sep31_payment")
+    assert (refund["source_id"], refund["purpose"], refund["amount"]) == (
+        row["id"],
+        "refund",
+        1_000_000_000,
+    )
+    assert (refund["destination"], refund["memo_type"], refund["memo"]) == (
+        sender.account,
+        "id",
+        created["stellar_memo"],
+    )
+    assert (refund["asset_code"], refund["asset_issuer"]) == ("GWUSD", ISSUER)
+    await t.payout_settled(
+        PayoutResult(refund["id"], "sep31_payment", row["id"], "refund", True, 1, "aa" * 32)
+    )
+    [row] = await incoming(gw)
+    assert row["resolution"] == "refunded"
+
+
+async def test_a_payment_made_in_time_but_read_late_still_matches(gw, partner, sender, clock):
+    created = await new_transfer(partner)
+    await drain(services(gw).watcher)
+    paid(sender, created["stellar_memo"], "100")  # in time; the watcher is down for days
+    clock.advance(3 * 86_400)
+    partner.token = partner.kyc.token = await gw.wallet(partner.keypair).token()
+    assert await services(gw).transfers.expire_once() == 0
+    await drain(services(gw).watcher)
+    assert await services(gw).transfers.expire_once() == 0
+    assert (await state(gw, partner, created["id"]))["status"] == "pending_receiver"
+
+
+async def test_only_payments_without_a_transfer_are_refunded_one_by_one(gw, partner, sender):
+    from gateway.errors import NotFound
+
+    created = await new_transfer(partner)
+    paid(sender, created["stellar_memo"], "100")
+    paid(sender, "42", "3", Asset.native())
+    await drain(services(gw).watcher)
+    matched, unknown = await incoming(gw)
+    t = services(gw).transfers
+    with pytest.raises(Conflict, match="a matched payment is refunded with its transfer"):
+        await t.refund_payment(matched["id"], "operator:ana", "x")
+    with pytest.raises(NotFound):
+        await t.refund_payment("999", "operator:ana", "x")
+    await t.refund_payment(unknown["id"], "operator:ana", "nobody's")
+    [refund] = await rows(gw, payouts, source="sep31_payment")
+    assert (refund["asset_code"], refund["asset_issuer"], refund["amount"]) == (
+        "XLM",
+        "",
+        30_000_000,
+    )
+    # A failed refund may be tried again: a new attempt.
+    await t.payout_settled(
+        PayoutResult(refund["id"], "sep31_payment", unknown["id"], "refund", False, 0, reason="x")
+    )
+    assert (await incoming(gw))[1]["resolution"] == "refund_failed"
+    async with gw.app.state.deps.uow() as uow:
+        await uow.connection.execute(
+            update(payouts).where(payouts.c.id == refund["id"]).values(status=FAILED)
+        )
+        await uow.commit()
+    await t.refund_payment(unknown["id"], "operator:ana", "again")
+    attempts = await rows(gw, payouts, source="sep31_payment")
+    assert sorted(r["attempt"] for r in attempts) == [1, 2]
 
 
 OWN = Keypair.random()
@@ -618,28 +695,119 @@ async def test_a_payout_on_stellar_completes_the_transfer(gw, partner, sender):
     assert statuses == ["pending_sender", "pending_receiver", "pending_stellar", "completed"]
 
 
+async def set_payout_status(gw, payout_id: str, status: str) -> None:
+    """What the payout engine does to its rows."""
+    async with gw.app.state.deps.uow() as uow:
+        await uow.connection.execute(
+            update(payouts).where(payouts.c.id == payout_id).values(status=status)
+        )
+        await uow.commit()
+
+
 async def test_a_failed_payout_is_an_error_by_default_and_can_then_be_refunded(gw, partner, sender):
     tid, payout = await received_transfer(gw, partner, sender)
     t = services(gw).transfers
-    with pytest.raises(Conflict, match="a payout of this transfer is queued or sent"):
-        await t.operate(tid, "refund", "operator:ana", "sender asked")
+    await set_payout_status(gw, payout["id"], SUBMITTED)
+    for action in ("refund", "fail", "need_customer_info"):
+        with pytest.raises(Conflict, match="a payout of this transfer is submitted or done"):
+            await t.operate(tid, action, "operator:ana", "sender asked")
     await t.payout_settled(
         PayoutResult(payout["id"], "sep31", tid, "payout", False, 0, reason="bank rejected")
     )
     tx = await state(gw, partner, tid)
     assert (tx["status"], tx["status_message"]) == ("error", "payout failed: bank rejected")
-    async with gw.app.state.deps.uow() as uow:  # the payout engine marks its row failed
-        from sqlalchemy import update
-
-        await uow.connection.execute(
-            update(payouts).where(payouts.c.id == payout["id"]).values(status=FAILED)
-        )
-        await uow.commit()
+    await set_payout_status(gw, payout["id"], FAILED)
     await t.operate(tid, "refund", "operator:ana", "sender asked")
     refund = next(p for p in await payouts_of(gw, tid) if p["purpose"] == "refund")
     assert (refund["amount"], refund["destination"]) == (1_000_000_000, sender.account)
     await t.operate(tid, "refund", "operator:ana", "clicked twice")  # one refund only
     assert len(await payouts_of(gw, tid)) == 2
+    tx = await state(gw, partner, tid)
+    assert tx["status_message"] == "the payment is being refunded: sender asked"
+
+
+async def test_a_refund_cancels_a_payout_still_queued(gw, partner, sender):
+    tid, payout = await received_transfer(gw, partner, sender)
+    t = services(gw).transfers
+    await t.operate(tid, "refund", "operator:ana", "sender cancelled")
+    canceled, refund = await payouts_of(gw, tid)
+    assert (canceled["id"], canceled["status"]) == (payout["id"], "canceled")
+    assert (refund["purpose"], refund["status"], refund["amount"]) == (
+        "refund",
+        "ready",
+        1_000_000_000,
+    )
+    # Nothing can pay it out now.
+    for action in ("release", "info_updated"):
+        with pytest.raises(IllegalTransition):
+            await t.operate(tid, action, "operator:bob", "pay it")
+    assert len(await payouts_of(gw, tid)) == 2
+
+
+async def test_a_held_payment_refunded_cannot_then_be_released(gw, partner, sender):
+    created = await new_transfer(partner)
+    tid = created["id"]
+    paid(sender, created["stellar_memo"], "50")
+    await drain(services(gw).watcher)
+    t = services(gw).transfers
+    await t.operate(tid, "refund", "operator:ana", "send it back")
+    with pytest.raises(IllegalTransition):
+        await t.operate(tid, "release", "operator:bob", "pay it out")
+    [refund] = await payouts_of(gw, tid)
+    assert (refund["purpose"], refund["amount"]) == ("refund", 500_000_000)
+    tx = await state(gw, partner, tid)
+    assert "held" not in tx["status_message"]
+
+
+@pytest.mark.parametrize("action", ["fail", "need_customer_info", "need_transaction_info"])
+async def test_failing_or_asking_for_data_stops_a_queued_payout(gw, partner, sender, action):
+    tid, _ = await received_transfer(gw, partner, sender)
+    t = services(gw).transfers
+    await t.operate(
+        tid, action, "operator:ana", "bank number bounced", {"ref": {"description": "r"}}
+    )
+    [stopped] = await payouts_of(gw, tid)
+    assert stopped["status"] == "canceled"
+    if action != "fail":
+        # Once the data is fixed the payout is queued again, as a new attempt.
+        await t.operate(tid, "info_updated", "operator:ana", "fixed")
+        first, second = await payouts_of(gw, tid)
+        assert (first["status"], second["status"], second["attempt"]) == ("canceled", "ready", 2)
+        assert second["amount"] == first["amount"]
+
+
+async def test_refund_submissions_do_not_move_the_transfer(gw, partner, sender):
+    tid, _ = await received_transfer(gw, partner, sender)
+    t = services(gw).transfers
+    await t.payout_submitted(tid, purpose="refund", on_stellar=True)
+    assert (await state(gw, partner, tid))["status"] == "pending_receiver"
+    await t.payout_submitted(tid, purpose="payout", on_stellar=False)
+    assert (await state(gw, partner, tid))["status"] == "pending_external"
+
+
+async def test_a_long_reason_from_the_payout_engine_is_stored_clipped(gw, partner, sender):
+    tid, payout = await received_transfer(gw, partner, sender)
+    reason = "rail said: " + "x" * 3000
+    await services(gw).transfers.payout_settled(
+        PayoutResult(payout["id"], "sep31", tid, "payout", False, 0, reason=reason)
+    )
+    tx = await state(gw, partner, tid)
+    assert tx["status"] == "error" and len(tx["status_message"]) == 500
+    events = await rows(gw, transfer_events, transfer_id=tid)
+    assert len(events[-1]["reason"]) == 500
+
+
+async def test_a_muxed_payer_is_refunded_to_its_muxed_address(gw, partner, sender):
+    from stellar_sdk import MuxedAccount
+
+    created = await new_transfer(partner)
+    paid(sender, created["stellar_memo"], "50", muxed_id=7)
+    await drain(services(gw).watcher)
+    await services(gw).transfers.operate(created["id"], "refund", "operator:ana", "short")
+    [refund] = await payouts_of(gw, created["id"])
+    assert refund["destination"] == MuxedAccount(sender.account, 7).account_muxed
+    [row] = await incoming(gw)
+    assert row["source"] == refund["destination"]
 
 
 async def test_a_success_reported_against_the_state_is_logged_not_forced(
@@ -680,3 +848,92 @@ async def test_unknown_operator_actions_and_transfers_are_refused(gw, partner, s
     with pytest.raises(NotFound):
         await services(gw).transfers.operate("nope", "fail", "operator:ana", "x")
     assert Decimal((await state(gw, partner, tid))["amount_out"]) == Decimal("98.50")
+
+
+# -- what Horizon may send that the fake does not ------------------------------------------------
+
+
+class ScriptedHorizon:
+    """Pages as a test writes them, keyed by the cursor asked for."""
+
+    def __init__(self, pages):
+        self.pages = pages
+        self.asked: list[str | None] = []
+
+    async def payments(self, account_id, cursor, limit):
+        self.asked.append(cursor)
+        return self.pages.get(cursor, PaymentsPage((), cursor))
+
+
+def record(op_id: int, memo: str, amount: str = "100") -> Payment:
+    return Payment(
+        id=str(op_id),
+        paging_token=str(op_id),
+        type="payment",
+        transaction_hash=f"{op_id:064x}",
+        source=Keypair.random().public_key,
+        to=RECEIVING,
+        to_muxed_id=None,
+        asset_code="GWUSD",
+        asset_issuer=ISSUER,
+        amount=Decimal(amount),
+        created_at=datetime.now(UTC),
+        memo_type="id",
+        memo=memo,
+        ledger=1,
+    )
+
+
+async def test_a_record_repeated_in_one_page_is_applied_once(gw, partner):
+    created = await new_transfer(partner)
+    twice = record(11, created["stellar_memo"])
+    horizon = ScriptedHorizon({None: PaymentsPage((twice, twice), "11")})
+    watcher = PaymentWatcher(
+        RECEIVING, uow=gw.app.state.deps.uow, horizon=horizon, transfers=services(gw).transfers
+    )
+    await drain(watcher)
+    assert [r["outcome"] for r in await incoming(gw)] == ["matched"]
+    assert len(await payouts_of(gw, created["id"])) == 1
+
+
+async def test_a_full_page_of_records_it_skips_still_means_more_to_read(gw, partner):
+    created = await new_transfer(partner)
+    outgoing = record(5, created["stellar_memo"])
+    outgoing = Payment(
+        **{**{f: getattr(outgoing, f) for f in outgoing.__slots__}, "source": RECEIVING}
+    )
+    horizon = ScriptedHorizon(
+        {
+            None: PaymentsPage((outgoing,), "5", full=True),
+            "5": PaymentsPage((record(6, created["stellar_memo"]),), "6"),
+        }
+    )
+    watcher = PaymentWatcher(
+        RECEIVING, uow=gw.app.state.deps.uow, horizon=horizon, transfers=services(gw).transfers
+    )
+    assert await watcher.watch_once() > 0  # nothing applied, but the page was full
+    assert await watcher.watch_once() == 0
+    assert horizon.asked == [None, "5"]
+    assert [r["id"] for r in await incoming(gw)] == ["6"]
+
+
+async def test_key_rotation_reseals_values_sent_with_patch(gw, partner, sender):
+    from gateway.personal_data import Vault
+    from gateway.sep12_customer.rotation import rotate
+    from gateway.sep31.model import transfer_info_context
+    from tests.conftest import TEST_KYC_KEY
+
+    tid, _ = await received_transfer(gw, partner, sender)
+    t = services(gw).transfers
+    await t.operate(tid, "need_transaction_info", "op", "ref?", {"ref": {"description": "r"}})
+    assert (
+        await partner.patch(tid, {"fields": {"transaction": {"ref": "R-1"}}})
+    ).status_code == 200
+    new_key = "bmV3LWtleS0zMi1ieXRlcy1sb25nLS0tLS0tLS0tLS0="
+    vault = Vault.from_texts(new_key, [TEST_KYC_KEY])
+    report = await rotate(gw.app.state.deps.uow, vault)
+    assert report.resealed >= 1 and report.left is None
+    async with gw.app.state.deps.uow(read_only=True) as uow:
+        kid, blob = await uow.transfers.info(tid)
+    opened = Vault.from_texts(new_key).open(kid, blob, transfer_info_context(tid))
+    assert json.loads(opened) == {"ref": "R-1"}

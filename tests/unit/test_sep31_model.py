@@ -12,10 +12,12 @@ import pytest
 from gateway.sep31.model import (
     ALLOWED,
     FINAL,
+    MAX_TEXT,
     IllegalTransition,
     Refund,
     Transfer,
     TransferStatus,
+    clip,
     fee_for,
 )
 
@@ -159,10 +161,19 @@ def test_info_updated_only_leaves_the_two_info_statuses(status):
             before.info_updated("sender", T1)
 
 
-def received(amount: int, hold: str | None = "held") -> Transfer:
+def received(amount: int, hold: str | None = "held", fee: int | None = None) -> Transfer:
     return transfer().funds_received(
-        amount=amount, sender_account="GSENDER", transaction_id="h", actor="w", at=T1, hold=hold
+        amount=amount,
+        sender_account="GSENDER",
+        transaction_id="h",
+        actor="w",
+        at=T1,
+        hold=hold,
+        fee=fee,
     )
+
+
+T2 = T1 + timedelta(minutes=5)
 
 
 def test_funds_received_records_who_paid_and_a_hold():
@@ -180,20 +191,22 @@ def test_funds_received_records_who_paid_and_a_hold():
     assert noted.hold_reason is None and noted.status_message == "refunding"
 
 
-def test_releasing_a_short_payment_pays_out_only_what_arrived():
-    short = received(50_0000000)
-    released = short.release_hold("op", "checked with the sender", T1, fee=1_0000000)
-    assert released.hold_reason is None and released.status == S.PENDING_RECEIVER
-    assert (released.amount_fee, released.amount_out) == (1_0000000, 49_0000000)
-    assert released.events[-1].from_status == released.events[-1].to_status == S.PENDING_RECEIVER
+def test_a_short_payment_is_priced_on_what_arrived_never_paying_out_more():
+    short = received(50_0000000, fee=1_0000000)
+    assert (short.amount_in, short.amount_received) == (100_0000000, 50_0000000)
+    assert (short.amount_fee, short.amount_out) == (1_0000000, 49_0000000)
+    released = short.release_hold("op", "checked with the sender", T2)
+    assert released.hold_reason is None and released.status_message is None
+    assert released.status == S.PENDING_RECEIVER and released.amount_out == 49_0000000
+    event = released.events[-1]
+    assert (event.from_status, event.to_status, event.at) == (S.PENDING_RECEIVER,) * 2 + (T2,)
+    assert released.updated_at == T1  # SEP-31: when the status was reached
     assert released.excess_stroops == 0
     # A fee larger than what arrived takes it all, never more.
-    tiny = received(1000).release_hold("op", "ok", T1, fee=5000)
+    tiny = received(1000, fee=5000)
     assert (tiny.amount_fee, tiny.amount_out) == (1000, 0)
-
-
-def test_releasing_an_overpayment_keeps_the_agreed_payout_and_names_the_excess():
-    over = received(120_0000000).release_hold("op", "ok", T1, fee=9)
+    # An exact or larger payment keeps the agreed amounts.
+    over = received(120_0000000, fee=9)
     assert (over.amount_fee, over.amount_out) == (1_5000000, 98_5000000)
     assert over.excess_stroops == 20_0000000
 
@@ -201,16 +214,44 @@ def test_releasing_an_overpayment_keeps_the_agreed_payout_and_names_the_excess()
 @pytest.mark.parametrize("t", [received(100_0000000, hold=None), transfer(S.PENDING_SENDER)])
 def test_only_a_held_transfer_can_be_released(t):
     with pytest.raises(IllegalTransition):
-        t.release_hold("op", "why", T1, fee=0)
+        t.release_hold("op", "why", T1)
 
 
-def test_refunds_add_up_and_a_partial_refund_keeps_the_status():
+def test_received_funds_can_be_held_noted_or_queued_for_refund():
+    t = received(100_0000000, hold=None)
+    held = t.held("crypto_memo is not a valid memo", "gateway", T2)
+    assert held.hold_reason == held.status_message == "crypto_memo is not a valid memo"
+    queued = held.refund_queued("sender asked", "op", T2)
+    assert queued.hold_reason is None
+    assert queued.status_message == "the payment is being refunded: sender asked"
+    with pytest.raises(IllegalTransition):
+        queued.release_hold("op", "x", T2)
+    assert t.noted("excess refund failed", "p", T2).status_message == "excess refund failed"
+    assert [e.to_status for e in queued.events[-2:]] == [S.PENDING_RECEIVER] * 2
+    for unpaid in (transfer(S.PENDING_SENDER), transfer(S.COMPLETED)):
+        with pytest.raises(IllegalTransition):
+            unpaid.held("x", "gateway", T2)
+        with pytest.raises(IllegalTransition):
+            unpaid.refund_queued("x", "op", T2)
+
+
+def test_refunds_add_up_and_a_whole_refund_leaves_nothing_paid_out():
     t = received(120_0000000, hold=None)
-    partial = t.partly_refunded(Refund("h1", 20_0000000, 100), actor="p", reason="excess", at=T1)
-    assert partial.status == S.PENDING_RECEIVER
-    whole = partial.refunded(Refund("h2", 100_0000000, 100), actor="p", reason="r", at=T1)
-    assert whole.status == S.REFUNDED and whole.completed_at == T1
+    partial = t.partly_refunded(Refund("h1", 20_0000000, 100), actor="p", reason="excess", at=T2)
+    assert partial.status == S.PENDING_RECEIVER and partial.updated_at == T1
+    assert (partial.amount_fee, partial.amount_out) == (1_5000000, 98_5000000)
+    whole = partial.refunded(Refund("h2", 100_0000000, 100), actor="p", reason="r", at=T2)
+    assert whole.status == S.REFUNDED and whole.completed_at == T2
     assert (whole.refunded_stroops, whole.refund_fees_stroops) == (120_0000000, 200)
+    assert (whole.amount_fee, whole.amount_out) == (0, 0)
+
+
+def test_long_reasons_are_clipped_to_what_is_stored():
+    reason = "x" * 2000
+    failed = transfer(S.PENDING_RECEIVER).failed(reason, "a" * 300, T1)
+    assert len(failed.status_message) == MAX_TEXT and failed.status_message.endswith("…")
+    assert len(failed.events[-1].reason) == MAX_TEXT and len(failed.events[-1].actor) == 128
+    assert clip("short") == "short" and clip(None) is None
 
 
 @pytest.mark.parametrize(
