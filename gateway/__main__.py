@@ -376,11 +376,13 @@ def cmd_transfers_act(args: argparse.Namespace) -> int:
         name, _, description = item.partition("=")
         if not name or not description:
             raise CommandFailed([f"--field {item!r}: write it as name=description"], code=2)
-        fields[name] = {"description": description}
-    if args.action == "need_transaction_info" and not fields:
-        raise CommandFailed(
-            ["need_transaction_info: name the fields with --field name=description"], code=2
+        # need_customer_info: the receiver's field and why; need_transaction_info: the
+        # transaction field and its description.
+        fields[name] = (
+            description if args.action == "need_customer_info" else {"description": description}
         )
+    if args.action in ("need_customer_info", "need_transaction_info") and not fields:
+        raise CommandFailed([f"{args.action}: name the fields with --field name=text"], code=2)
 
     async def job(_: Deps, services: Services) -> Any:
         return await services.transfers.operate(
@@ -638,7 +640,10 @@ def build_parser() -> argparse.ArgumentParser:
     t_act.add_argument("--reason", required=True, help="recorded in the history")
     t_act.add_argument("--operator", required=True, help="who acts (recorded)")
     t_act.add_argument(
-        "--field", action="append", help="need_transaction_info: name=description (repeat)"
+        "--field",
+        action="append",
+        help="need_customer_info: receiver_field=what is wrong; need_transaction_info: "
+        "name=description (repeat)",
     )
     t_act.set_defaults(func=cmd_transfers_act)
 

@@ -49,6 +49,7 @@ FILE_SWEEP_SECONDS = 600
 OUTBOX_POLL_SECONDS = 1.0
 WATCH_POLL_SECONDS = 2.0
 EXPIRY_SWEEP_SECONDS = 300
+RESUME_SWEEP_SECONDS = 15.0
 
 
 class SchemaBehind(RuntimeError):
@@ -158,10 +159,16 @@ def background_steps(
 def payment_steps(
     services: Services,
 ) -> list[tuple[str, Callable[[], Awaitable[int | None]], float]]:
-    """The SEP-31 payment watcher and the expiry of unpaid transfers."""
+    """The SEP-31 payment watcher, the expiry of unpaid transfers, and transfers resumed
+    once the customer they waited for has updated their data."""
     return [
         ("payment-watcher", services.watcher.watch_once, WATCH_POLL_SECONDS),
         ("expire-transfers", services.transfers.expire_once, EXPIRY_SWEEP_SECONDS),
+        (
+            "resume-transfers",
+            services.transfers.resume_after_customer_updates,
+            RESUME_SWEEP_SECONDS,
+        ),
     ]
 
 

@@ -145,6 +145,12 @@ class Customers:
         status = TypeStatusRow(*row[5:]) if row[5] is not None else None
         return CustomerRow(*row[:5]), status
 
+    async def data_changed_at(self, customer_id: str) -> datetime | None:
+        """When the customer's data last changed (``version`` was bumped)."""
+        return await self._conn.scalar(
+            select(customers.c.updated_at).where(customers.c.id == customer_id)
+        )
+
     async def find(
         self, account: str, memo_type: str, memo: str, *, lock: bool = False
     ) -> CustomerRow | None:

@@ -262,6 +262,24 @@ class CustomerService:
         )
         return status
 
+    async def current_status(
+        self, customer_id: str, type_name: str
+    ) -> tuple[Status, datetime] | None:
+        """The customer's status for a type and when their data last changed (for SEP-31
+        transfers waiting on them; no caller identity: internal use only)."""
+        spec = self._type(type_name)
+        async with self._uow(read_only=True) as uow:
+            found = await uow.customers.with_type_status(spec.name, customer_id=customer_id)
+            if found is None:
+                return None
+            customer, stored = found
+            changed_at = await uow.customers.data_changed_at(customer_id)
+            rows = await uow.customers.fields(customer.id)
+        assert changed_at is not None
+        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
+        status = self._evaluate(spec, provided, stored, customer.version).status
+        return status, changed_at
+
     async def statuses_for(
         self,
         session: AuthSession,

@@ -39,8 +39,14 @@ from gateway.sep31.model import (
     fee_for,
     transfer_info_context,
 )
-from gateway.settings import AssetSettings, Settings
-from gateway.types import format_stroops, normalize_memo, parse_amount, to_stroops
+from gateway.settings import AssetSettings, CustomerTypeSettings, Settings
+from gateway.types import (
+    STROOPS_PER_UNIT,
+    format_stroops,
+    normalize_memo,
+    parse_amount,
+    to_stroops,
+)
 
 if TYPE_CHECKING:
     from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -723,12 +729,62 @@ class TransferService:
                 if action == "fail":
                     t = t.failed(reason, actor, now)
                 elif action == "need_customer_info":
+                    receiver_type = self._receiver_type(t)
+                    if not fields or t.receiver_id is None or receiver_type is None:
+                        raise InvalidField("fields", "name the receiver's fields to update")
+                    known = set(receiver_type.required) | set(receiver_type.optional)
+                    if set(fields) - known:
+                        raise InvalidField("fields", f"must be fields of {receiver_type.name}")
                     t = t.needs_customer_info(reason, actor, now)
                 else:
                     t = t.needs_transaction_info(reason, {"transaction": fields or {}}, actor, now)
                 t = await self._save(uow, t)
             await uow.commit()
+        if action == "need_customer_info":
+            # SEP-31: the receiver's GET /customer now answers NEEDS_INFO naming the fields;
+            # once they are fixed and ACCEPTED, resume_after_customer_updates moves on.
+            assert t.receiver_id is not None and fields
+            receiver_type = self._receiver_type(t)
+            assert receiver_type is not None
+            await self._customers.decide(
+                t.receiver_id,
+                receiver_type.name,
+                "NEEDS_INFO",
+                reason,
+                actor,
+                {name: str(why)[:256] or reason[:256] for name, why in fields.items()},
+            )
         return t
+
+    def _receiver_type(self, t: Transfer) -> CustomerTypeSettings | None:
+        amount = Decimal(t.amount_in) / STROOPS_PER_UNIT
+        return select_type(self._types, "receiver", t.asset_code, amount)
+
+    async def resume_after_customer_updates(self, batch: int = 100) -> int:
+        """Transfers waiting for a customer's update go back to pending_receiver (and to
+        payout) once the receiver changed their data and is ACCEPTED again."""
+        now = self._clock()
+        async with self._uow(read_only=True) as uow:
+            waiting = await uow.transfers.list(S.PENDING_CUSTOMER_INFO_UPDATE, batch)
+        resumed = 0
+        for t in waiting:
+            receiver_type = self._receiver_type(t)
+            if t.receiver_id is None or receiver_type is None:
+                continue
+            found = await self._customers.current_status(t.receiver_id, receiver_type.name)
+            if found is None:
+                continue
+            status, changed_at = found
+            if status != Status.ACCEPTED or changed_at <= t.updated_at:
+                continue
+            async with self._uow() as uow:
+                locked = await uow.transfers.get(t.id, lock=True)
+                if locked is None or locked.status != S.PENDING_CUSTOMER_INFO_UPDATE:
+                    continue
+                await self._resume(uow, locked.info_updated("customer", now), now)
+                await uow.commit()
+            resumed += 1
+        return resumed
 
     async def refund_payment(self, payment_id: str, actor: str, reason: str) -> dict[str, Any]:
         """Send back an incoming payment that belongs to no transfer (unknown memo, wrong

@@ -759,13 +759,20 @@ async def test_a_held_payment_refunded_cannot_then_be_released(gw, partner, send
     assert "held" not in tx["status_message"]
 
 
-@pytest.mark.parametrize("action", ["fail", "need_customer_info", "need_transaction_info"])
-async def test_failing_or_asking_for_data_stops_a_queued_payout(gw, partner, sender, action):
+@pytest.mark.parametrize(
+    ("action", "fields"),
+    [
+        ("fail", None),
+        ("need_customer_info", {"bank_number": "unknown bank"}),
+        ("need_transaction_info", {"ref": {"description": "r"}}),
+    ],
+)
+async def test_failing_or_asking_for_data_stops_a_queued_payout(
+    gw, partner, sender, action, fields
+):
     tid, _ = await received_transfer(gw, partner, sender)
     t = services(gw).transfers
-    await t.operate(
-        tid, action, "operator:ana", "bank number bounced", {"ref": {"description": "r"}}
-    )
+    await t.operate(tid, action, "operator:ana", "bank number bounced", fields)
     [stopped] = await payouts_of(gw, tid)
     assert stopped["status"] == "canceled"
     if action != "fail":
@@ -824,7 +831,10 @@ async def test_a_success_reported_against_the_state_is_logged_not_forced(
 
 @pytest.mark.parametrize(
     ("action", "fields"),
-    [("need_customer_info", None), ("need_transaction_info", {"ref": {"description": "r"}})],
+    [
+        ("need_customer_info", {"bank_number": "unknown bank"}),
+        ("need_transaction_info", {"ref": {"description": "r"}}),
+    ],
 )
 async def test_operators_ask_for_information_and_take_it_back(gw, partner, sender, action, fields):
     tid, _ = await received_transfer(gw, partner, sender)
@@ -937,3 +947,43 @@ async def test_key_rotation_reseals_values_sent_with_patch(gw, partner, sender):
         kid, blob = await uow.transfers.info(tid)
     opened = Vault.from_texts(new_key).open(kid, blob, transfer_info_context(tid))
     assert json.loads(opened) == {"ref": "R-1"}
+
+
+async def test_the_receiver_fixing_their_data_resumes_the_transfer(gw, partner, sender, clock):
+    from gateway.errors import InvalidField
+
+    tid, _ = await received_transfer(gw, partner, sender)
+    receiver_id = partner._ids[1]  # type: ignore[attr-defined]
+    t = services(gw).transfers
+    with pytest.raises(InvalidField, match="name the receiver's fields"):
+        await t.operate(tid, "need_customer_info", "operator:ana", "fix it")
+    with pytest.raises(InvalidField, match="must be fields of sep31-receiver"):
+        await t.operate(tid, "need_customer_info", "operator:ana", "x", {"iban": "?"})
+    await t.operate(
+        tid,
+        "need_customer_info",
+        "operator:ana",
+        "the bank refused the account",
+        {"bank_account_number": "closed account"},
+    )
+    tx = await state(gw, partner, tid)
+    assert tx["status"] == "pending_customer_info_update"
+    # The sending anchor sees what to fix through SEP-12.
+    customer = await partner.kyc.status(id=receiver_id, type="sep31-receiver")
+    assert customer["status"] == "NEEDS_INFO"
+    assert customer["provided_fields"]["bank_account_number"]["status"] == "REJECTED"
+    assert await t.resume_after_customer_updates() == 0  # nothing changed yet
+
+    clock.advance(1)
+    await partner.kyc.put_id({"id": receiver_id, "bank_account_number": "7654321"})
+    assert (await partner.kyc.status(id=receiver_id, type="sep31-receiver"))["status"] == (
+        "ACCEPTED"
+    )
+    assert await t.resume_after_customer_updates() == 1
+    tx = await state(gw, partner, tid)
+    assert tx["status"] == "pending_receiver"
+    first, second = await payouts_of(gw, tid)
+    assert (first["status"], second["status"], second["attempt"]) == ("canceled", "ready", 2)
+    events = await rows(gw, transfer_events, transfer_id=tid)
+    assert (events[-1]["to_status"], events[-1]["actor"]) == ("pending_receiver", "customer")
+    assert await t.resume_after_customer_updates() == 0
