@@ -9,6 +9,7 @@ outcome back to the source's PayoutResultHandler.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -69,6 +70,15 @@ class PayoutQueue(Protocol):
         """Queue the instruction in ``uow``'s transaction; returns the payout id (the
         existing one when this source has a live payout of this purpose)."""
 
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        instructions: list[PayoutInstruction],
+        latest: Mapping[str, Mapping[str, tuple[str, int]]],
+    ) -> None:
+        """``enqueue`` for many, in one statement; ``latest`` is payouts.latest() of their
+        source ids, read in this transaction."""
+
     async def cancel(self, uow: UnitOfWork, source: str, source_id: str, purpose: str) -> bool:
         """Cancel a payout that is still only queued; False when one is submitted or done
         (it can no longer be stopped) -- True also when there was none."""
@@ -84,6 +94,14 @@ class DbPayoutQueue:
 
     async def enqueue(self, uow: UnitOfWork, instruction: PayoutInstruction) -> str:
         return await uow.payouts.add(instruction, datetime.now(UTC))
+
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        instructions: list[PayoutInstruction],
+        latest: Mapping[str, Mapping[str, tuple[str, int]]],
+    ) -> None:
+        await uow.payouts.add_many(instructions, latest, datetime.now(UTC))
 
     async def cancel(self, uow: UnitOfWork, source: str, source_id: str, purpose: str) -> bool:
         return await uow.payouts.cancel(source, source_id, purpose, datetime.now(UTC))

@@ -145,6 +145,23 @@ class Customers:
         status = TypeStatusRow(*row[5:]) if row[5] is not None else None
         return CustomerRow(*row[:5]), status
 
+    async def values_named(
+        self, customer_ids: list[str], names: tuple[str, ...]
+    ) -> list[tuple[str, str, str, bytes]]:
+        """(customer, name, key id, sealed value) of these text fields of these customers."""
+        if not customer_ids:
+            return []
+        c = customer_fields.c
+        rows = await self._conn.execute(
+            select(c.customer_id, c.name, c.key_id, c.value).where(
+                c.customer_id.in_(customer_ids),
+                c.name.in_(names),
+                c.value.is_not(None),
+                c.key_id.is_not(None),
+            )
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def data_changed_at(self, customer_id: str) -> datetime | None:
         """When the customer's data last changed (``version`` was bumped)."""
         return await self._conn.scalar(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -77,6 +78,20 @@ def _row(t: Transfer) -> dict[str, Any]:
         "updated_at": t.updated_at,
         "completed_at": t.completed_at,
     }
+
+
+def _event_rows(t: Transfer) -> list[dict[str, Any]]:
+    return [
+        {
+            "transfer_id": t.id,
+            "from_status": e.from_status,
+            "to_status": e.to_status,
+            "actor": e.actor,
+            "reason": e.reason,
+            "at": e.at,
+        }
+        for e in t.events
+    ]
 
 
 def _transfer(m: Any, refunds: tuple[Refund, ...] = ()) -> Transfer:
@@ -260,25 +275,26 @@ class Transfers:
         return {kid: int(n) for kid, n in rows}
 
     async def save_many(self, items: list[Transfer]) -> None:
-        for t in items:
-            await self.save(t)
+        """``save`` for many (no refunds), in two statements."""
+        if not items:
+            return
+        await self._conn.execute(
+            update(transfers)
+            .where(transfers.c.id == bindparam("transfer_id"))
+            .values({c: bindparam(f"v_{c}") for c in _STATE_COLUMNS}),
+            [
+                {"transfer_id": t.id, **{f"v_{c}": _row(t)[c] for c in _STATE_COLUMNS}}
+                for t in items
+            ],
+        )
+        await self._insert_events([e for t in items for e in _event_rows(t)])
 
     async def _events(self, t: Transfer) -> None:
-        if t.events:
-            await self._conn.execute(
-                insert(transfer_events),
-                [
-                    {
-                        "transfer_id": t.id,
-                        "from_status": e.from_status,
-                        "to_status": e.to_status,
-                        "actor": e.actor,
-                        "reason": e.reason,
-                        "at": e.at,
-                    }
-                    for e in t.events
-                ],
-            )
+        await self._insert_events(_event_rows(t))
+
+    async def _insert_events(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self._conn.execute(insert(transfer_events), rows)
 
     async def events(self, transfer_id: str) -> list[dict[str, Any]]:
         rows = await self._conn.execute(
@@ -436,6 +452,60 @@ class Payouts:
             )
         )
         return payout_id
+
+    async def latest(self, source: str, ids: list[str]) -> dict[str, dict[str, tuple[str, int]]]:
+        """Per source id and purpose, the (status, attempt) of its latest payout."""
+        if not ids:
+            return {}
+        c = payouts.c
+        rows = await self._conn.execute(
+            select(c.source_id, c.purpose, c.status, c.attempt).where(
+                c.source == source, c.source_id.in_(ids)
+            )
+        )
+        out: dict[str, dict[str, tuple[str, int]]] = {}
+        for source_id, purpose, status, attempt in rows:
+            mine = out.setdefault(source_id, {})
+            if purpose not in mine or mine[purpose][1] < attempt:
+                mine[purpose] = (status, attempt)
+        return out
+
+    async def add_many(
+        self,
+        instructions: list[Any],
+        latest: Mapping[str, Mapping[str, tuple[str, int]]],
+        now: datetime,
+    ) -> None:
+        """``add`` for many, in one INSERT; ``latest`` is ``latest()`` of their source ids,
+        read in this transaction (a live payout of a purpose is not queued again)."""
+        rows = []
+        for i in instructions:
+            status, attempt = latest.get(i.source_id, {}).get(i.purpose, (None, 0))
+            if status in LIVE:
+                continue
+            rows.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "source": i.source,
+                    "source_id": i.source_id,
+                    "purpose": i.purpose,
+                    "attempt": attempt + 1,
+                    "asset_code": i.asset_code,
+                    "asset_issuer": i.asset_issuer,
+                    "amount": i.amount_stroops,
+                    "destination": i.destination,
+                    "memo_type": i.memo_type,
+                    "memo": i.memo,
+                    "rail": i.rail,
+                    "customer_id": i.customer_id,
+                    "status": READY,
+                    "reason": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        if rows:
+            await self._conn.execute(insert(payouts), rows)
 
     async def cancel(self, source: str, source_id: str, purpose: str, now: datetime) -> bool:
         """Cancel a still-queued payout; False when a live one is past that point."""

@@ -924,15 +924,19 @@ class CustomerService:
 
     # -- personal data for other packages ----------------------------------------------------
 
-    async def personal_data(self, customer_id: str) -> dict[str, str]:
-        """The customer's text fields in clear (SEP-3 dest_info, payout destinations)."""
-        async with self._uow(read_only=True) as uow:
-            rows = await uow.customers.fields(customer_id, with_values=True)
-        return {
-            name: self._vault.open_text(r.key_id, r.value, _field_context(customer_id, name))
-            for name, r in rows.items()
-            if r.value is not None and r.key_id is not None
-        }
+    async def payout_details(
+        self, uow: UnitOfWork, customer_ids: set[str]
+    ) -> dict[str, dict[str, str]]:
+        """Where receivers are paid on Stellar (crypto_address, crypto_memo), opened, read in
+        the caller's unit of work: one query for many customers."""
+        rows = await uow.customers.values_named(
+            sorted(customer_ids), ("crypto_address", "crypto_memo")
+        )
+        out: dict[str, dict[str, str]] = {}
+        for customer_id, name, kid, value in rows:
+            text = self._vault.open_text(kid, value, _field_context(customer_id, name))
+            out.setdefault(customer_id, {})[name] = text
+        return out
 
 
 def _field_context(customer_id: str, name: str) -> str:

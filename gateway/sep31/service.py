@@ -369,16 +369,29 @@ class TransferService:
     ) -> list[dict[str, Any]]:
         """Match the payments to ``account`` by memo and apply them; returns the rows to
         keep in incoming_payments (one per incoming payment, matched or not). Payments the
-        account made itself (payouts, refunds, even to itself) are not incoming."""
+        account made itself (payouts, refunds, even to itself) are not incoming.
+
+        A page is decided in memory, from what a few queries load for all of it (the
+        transfers by memo, their payouts, the receivers' payout details), and written in
+        bulk: a handful of statements per page, not per payment."""
         incoming = [p for p in records if p.to == account and p.source != account]
         memos = [p.memo for p in incoming if p.memo_type == "id" and p.memo]
         found = await uow.transfers.by_memos(account, memos)
+        ids = [t.id for t in found.values()]
+        payouts = await uow.payouts.latest(SOURCE, ids)
+        details = await self._customers.payout_details(
+            uow, {t.receiver_id for t in found.values() if t.receiver_id}
+        )
+        changed: dict[str, Transfer] = {}
+        instructions: list[PayoutInstruction] = []
         rows: list[dict[str, Any]] = []
         for p in incoming:
             transfer = found.get(p.memo or "") if p.memo_type == "id" else None
-            outcome, note, updated = await self._apply_one(uow, transfer, p, now)
+            live = _live_purposes(payouts.get(transfer.id, {})) if transfer else set()
+            outcome, note, updated, queued = self._match(transfer, p, now, details, live)
             if updated is not None:  # a second payment in this page sees the new status
-                found[p.memo or ""] = updated
+                found[p.memo or ""] = changed[updated.id] = updated
+            instructions.extend(queued)
             rows.append(
                 {
                     "id": p.id,
@@ -397,24 +410,34 @@ class TransferService:
                     "transfer_id": transfer.id if transfer else None,
                 }
             )
+        await uow.transfers.save_many(list(changed.values()))
+        for t in changed.values():
+            await self._queue_callback(uow, t)
+        await self._payouts.enqueue_many(uow, instructions, payouts)
         return rows
 
-    async def _apply_one(
-        self, uow: UnitOfWork, transfer: Transfer | None, p: Payment, now: datetime
-    ) -> tuple[str, str | None, Transfer | None]:
-        """(outcome, note, the transfer as it now is when it changed)."""
+    def _match(
+        self,
+        transfer: Transfer | None,
+        p: Payment,
+        now: datetime,
+        details: Mapping[str, Mapping[str, str]],
+        live: set[str],
+    ) -> tuple[str, str | None, Transfer | None, list[PayoutInstruction]]:
+        """(outcome, note, the transfer as it now is when it changed, payouts to queue)."""
         if transfer is None:
-            return "unknown_memo", "no transfer has this memo", None
+            return "unknown_memo", "no transfer has this memo", None, []
         if (p.asset_code, p.asset_issuer) != (transfer.asset_code, transfer.asset_issuer):
             paid_in = f"{p.asset_code}:{p.asset_issuer}" if p.asset_code else "XLM"
             wanted = transfer.asset_code
             if p.asset_code == transfer.asset_code:
                 wanted = f"{transfer.asset_code}:{transfer.asset_issuer}"
-            return "wrong_asset", f"paid in {paid_in}, not {wanted}", None
+            return "wrong_asset", f"paid in {paid_in}, not {wanted}", None, []
         if transfer.status == S.EXPIRED:
-            return "late", "the transfer had expired", None
+            return "late", "the transfer had expired", None, []
         if transfer.status != S.PENDING_SENDER:
-            return "duplicate", f"the transfer had been paid already ({transfer.status})", None
+            note = f"the transfer had been paid already ({transfer.status})"
+            return "duplicate", note, None, []
         paid = to_stroops(p.amount)
         expected = transfer.amount_in
         arrived = partial(
@@ -425,9 +448,10 @@ class TransferService:
             actor="payment-watcher",
             at=now,
         )
+        receiver = details.get(transfer.receiver_id or "", {})
         if paid == expected:
-            received = await self._pay_out(uow, arrived(), now)
-            return "matched", None, received
+            received, payout = self._plan_payout(arrived(), receiver, live, now)
+            return "matched", None, received, [payout] if payout else []
         kind = "short" if paid < expected else "over"
         note = f"paid {_amount(paid, transfer.decimals)}, expected " + _amount(
             expected, transfer.decimals
@@ -435,16 +459,14 @@ class TransferService:
         fee = self._fee(transfer, paid)
         policy = self._s.underpayment if kind == "short" else self._s.overpayment
         if policy == "hold":
-            held = arrived(hold=f"held for an operator: {note}", fee=fee)
-            return kind, note, await self._save(uow, held)
+            return kind, note, arrived(hold=f"held for an operator: {note}", fee=fee), []
         if kind == "short":
             received = arrived(note=f"the payment is being refunded: {note}", fee=fee)
-            await self._queue_refund(uow, received, paid, "refund", note)
-            return kind, note, await self._save(uow, received)
+            return kind, note, received, [self._refund(received, paid, "refund", note)]
         received = arrived(note=f"the excess is being refunded: {note}")
-        received = await self._pay_out(uow, received, now)
-        await self._queue_refund(uow, received, paid - expected, "excess_refund", note)
-        return kind, note, received
+        received, payout = self._plan_payout(received, receiver, live, now)
+        excess = self._refund(received, paid - expected, "excess_refund", note)
+        return kind, note, received, [*([payout] if payout else []), excess]
 
     def _fee(self, t: Transfer, amount: int) -> int:
         receive = self._receive.get(t.asset_code)
@@ -452,36 +474,44 @@ class TransferService:
             return t.amount_fee
         return fee_for(amount, receive.fee_fixed, receive.fee_percent, t.decimals)
 
-    async def _pay_out(self, uow: UnitOfWork, t: Transfer, now: datetime) -> Transfer:
-        """Save a received transfer and queue its payout; or, when the payout cannot be made
-        as it stands, hold it for an operator with the reason. Returns the saved transfer."""
+    def _plan_payout(
+        self, t: Transfer, receiver: Mapping[str, str], live: set[str], now: datetime
+    ) -> tuple[Transfer, PayoutInstruction | None]:
+        """The payout of a received transfer; or, when it cannot be made as it stands, the
+        transfer held for an operator with the reason, and no payout."""
+        if "refund" in live:
+            raise Conflict("a refund of this transfer is queued or sent; it cannot be paid out")
         problem = None
         destination = memo_type = memo = rail = None
         if t.amount_out <= 0:
             problem = "nothing is left to pay out after the fee"
         else:
-            destination, memo_type, memo, rail, problem = await self._destination(t)
+            destination, memo_type, memo, rail, problem = _destination(t, receiver)
         if problem is not None:
-            return await self._save(uow, t.held(f"held for an operator: {problem}", "gateway", now))
-        if await self._live(uow, t, "refund"):
-            raise Conflict("a refund of this transfer is queued or sent; it cannot be paid out")
-        saved = await self._save(uow, t)
-        await self._payouts.enqueue(
-            uow,
-            PayoutInstruction(
-                source=SOURCE,
-                source_id=t.id,
-                purpose="payout",
-                asset_code=t.asset_code,
-                asset_issuer=t.asset_issuer,
-                amount_stroops=t.amount_out,
-                destination=destination,
-                memo_type=memo_type,
-                memo=memo,
-                rail=rail,
-                customer_id=t.receiver_id,
-            ),
+            return t.held(f"held for an operator: {problem}", "gateway", now), None
+        return t, PayoutInstruction(
+            source=SOURCE,
+            source_id=t.id,
+            purpose="payout",
+            asset_code=t.asset_code,
+            asset_issuer=t.asset_issuer,
+            amount_stroops=t.amount_out,
+            destination=destination,
+            memo_type=memo_type,
+            memo=memo,
+            rail=rail,
+            customer_id=t.receiver_id,
         )
+
+    async def _pay_out(self, uow: UnitOfWork, t: Transfer, now: datetime) -> Transfer:
+        """Save a received transfer and queue its payout (or hold it: see _plan_payout)."""
+        receivers = {t.receiver_id} if t.receiver_id else set()
+        details = await self._customers.payout_details(uow, receivers)
+        live = _live_purposes((await uow.payouts.latest(SOURCE, [t.id])).get(t.id, {}))
+        t, payout = self._plan_payout(t, details.get(t.receiver_id or "", {}), live, now)
+        saved = await self._save(uow, t)
+        if payout is not None:
+            await self._payouts.enqueue(uow, payout)
         return saved
 
     async def _resume(self, uow: UnitOfWork, t: Transfer, now: datetime) -> Transfer:
@@ -492,38 +522,34 @@ class TransferService:
             return await self._save(uow, t)
         return await self._pay_out(uow, t, now)
 
-    async def _destination(
-        self, t: Transfer
-    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
-        """(destination, memo type, memo, rail, problem). The receiver's Stellar account
-        from their KYC (crypto_address, with crypto_memo), else the funding method's rail,
-        which reads its details from the KYC at payout time."""
-        if t.receiver_id is not None:
-            data = await self._customers.personal_data(t.receiver_id)
-            address = data.get("crypto_address", "")
-            if StrKey.is_valid_ed25519_public_key(address) or (
-                address.startswith("M") and _is_muxed(address)
-            ):
-                memo = data.get("crypto_memo") or None
-                kind = None
-                if memo is not None:
-                    kind = _memo_kind(memo)
-                    if kind is None:
-                        return (
-                            None,
-                            None,
-                            None,
-                            None,
-                            ("the receiver's crypto_memo is not a valid Stellar memo"),
-                        )
-                return address, kind, memo, None, None
-        return None, None, None, t.funding_method, None
-
     async def _live(self, uow: UnitOfWork, t: Transfer, purpose: str) -> bool:
         """Whether a payout of this purpose is queued, sent or done for the transfer."""
-        return any(
-            r["purpose"] == purpose and r["status"] in LIVE
-            for r in await uow.payouts.of(SOURCE, t.id)
+        latest = await uow.payouts.latest(SOURCE, [t.id])
+        return purpose in _live_purposes(latest.get(t.id, {}))
+
+    def _refund(
+        self, t: Transfer, amount: int, purpose: Literal["refund", "excess_refund"], reason: str
+    ) -> PayoutInstruction:
+        """Money back to the payer, with the refund memo asked for, else the memo it paid
+        with."""
+        assert t.sender_account is not None
+        log.info(
+            "transfer %s: %s of %s queued (%s)",
+            t.id,
+            purpose.replace("_", " "),
+            _amount(amount, t.decimals),
+            reason,
+        )
+        return PayoutInstruction(
+            source=SOURCE,
+            source_id=t.id,
+            purpose=purpose,
+            asset_code=t.asset_code,
+            asset_issuer=t.asset_issuer,
+            amount_stroops=amount,
+            destination=t.sender_account,
+            memo_type=t.refund_memo_type or t.memo_type,
+            memo=t.refund_memo or t.memo,
         )
 
     async def _queue_refund(
@@ -534,33 +560,11 @@ class TransferService:
         purpose: Literal["refund", "excess_refund"],
         reason: str,
     ) -> None:
-        """Queue money back to the payer (with the refund memo asked for, else the memo it
-        paid with). A whole refund first cancels a payout still queued; one already sent
-        or done cannot be undone, so the refund is refused."""
-        assert t.sender_account is not None
+        """Queue a refund. A whole refund first cancels a payout still queued; one already
+        sent or done cannot be undone, so the refund is refused."""
         if purpose == "refund" and not await self._payouts.cancel(uow, SOURCE, t.id, "payout"):
             raise Conflict("a payout of this transfer is submitted or done; it cannot be refunded")
-        await self._payouts.enqueue(
-            uow,
-            PayoutInstruction(
-                source=SOURCE,
-                source_id=t.id,
-                purpose=purpose,
-                asset_code=t.asset_code,
-                asset_issuer=t.asset_issuer,
-                amount_stroops=amount,
-                destination=t.sender_account,
-                memo_type=t.refund_memo_type or t.memo_type,
-                memo=t.refund_memo or t.memo,
-            ),
-        )
-        log.info(
-            "transfer %s: %s of %s queued (%s)",
-            t.id,
-            purpose.replace("_", " "),
-            _amount(amount, t.decimals),
-            reason,
-        )
+        await self._payouts.enqueue(uow, self._refund(t, amount, purpose, reason))
 
     async def _refundable(self, uow: UnitOfWork, t: Transfer) -> int:
         """What a whole refund sends back: everything received, less an excess that has
@@ -830,13 +834,17 @@ class TransferService:
         for a new status; returns it with the history written (so saving it again after
         another change writes only that change's entries)."""
         await uow.transfers.save(t, new_refunds=new_refunds)
+        await self._queue_callback(uow, t)
+        return _with(t)
+
+    async def _queue_callback(self, uow: UnitOfWork, t: Transfer) -> None:
+        """The partner's signed callback, when the status moved and it registered a URL."""
         moved = any(e.from_status != e.to_status for e in t.events)
         if moved and t.callback_url:
             body = json.dumps(render(t), separators=(",", ":")).encode()
             await uow.outbox.add(
                 str(uuid.uuid4()), CALLBACK_KIND, t.callback_url, body, t.id, t.updated_at
             )
-        return _with(t)
 
     async def owner_of(self, transfer_id: str) -> str | None:
         async with self._uow(read_only=True) as uow:
@@ -913,6 +921,31 @@ def _digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(body, sort_keys=True, default=str, separators=(",", ":")).encode()
     ).hexdigest()
+
+
+def _destination(
+    t: Transfer, receiver: Mapping[str, str]
+) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """(destination, memo type, memo, rail, problem). The receiver's Stellar account from
+    their KYC (crypto_address, with crypto_memo), else the funding method's rail, which
+    reads its details from the KYC at payout time."""
+    address = receiver.get("crypto_address", "")
+    if StrKey.is_valid_ed25519_public_key(address) or (
+        address.startswith("M") and _is_muxed(address)
+    ):
+        memo = receiver.get("crypto_memo") or None
+        kind = None
+        if memo is not None:
+            kind = _memo_kind(memo)
+            if kind is None:
+                return None, None, None, None, "the receiver's crypto_memo is not a valid memo"
+        return address, kind, memo, None, None
+    return None, None, None, t.funding_method, None
+
+
+def _live_purposes(latest: Mapping[str, tuple[str, int]]) -> set[str]:
+    """The purposes with a payout queued, sent or done, from payouts.latest()."""
+    return {purpose for purpose, (status, _) in latest.items() if status in LIVE}
 
 
 def _amount(stroops: int, decimals: int) -> str:

@@ -552,22 +552,21 @@ async def test_a_crash_while_applying_a_page_leaves_no_trace_of_it(gw, partner, 
         paid(sender, c["stellar_memo"], str(20 + i))
     transfers = services(gw).transfers
     real = transfers._payouts
-    calls = 0
 
     class Crashing:
-        async def enqueue(self, uow, instruction):
-            nonlocal calls
-            calls += 1
-            if calls == 3:
-                raise RuntimeError("process died")
-            return await real.enqueue(uow, instruction)
+        """Dies after the page's transfers were written, before its payouts are."""
+
+        async def enqueue_many(self, uow, instructions, latest):
+            raise RuntimeError("process died")
 
     transfers._payouts = Crashing()
     watcher = watcher_of(gw, page_size=10)
     with pytest.raises(RuntimeError):
         await watcher.watch_once()
     assert await incoming(gw) == [] and await rows(gw, payouts) == []
-    assert await rows(gw, watcher_cursors) == []
+    assert await rows(gw, watcher_cursors) == [] and await rows(gw, transfer_events) == [
+        e for e in await rows(gw, transfer_events) if e["to_status"] == "pending_sender"
+    ]
     for c in created:
         assert (await state(gw, partner, c["id"]))["status"] == "pending_sender"
     transfers._payouts = real
