@@ -924,6 +924,16 @@ class CustomerService:
 
     # -- personal data for other packages ----------------------------------------------------
 
+    async def personal_data(self, customer_id: str) -> dict[str, str]:
+        """The customer's text fields in clear (SEP-3 dest_info; operators with the right)."""
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.customers.fields(customer_id, with_values=True)
+        return {
+            name: self._vault.open_text(r.key_id, r.value, _field_context(customer_id, name))
+            for name, r in rows.items()
+            if r.value is not None and r.key_id is not None
+        }
+
     async def payout_details(
         self, uow: UnitOfWork, customer_ids: set[str]
     ) -> dict[str, dict[str, str]]:
