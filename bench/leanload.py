@@ -1,5 +1,5 @@
-"""A lean load generator for SEP-1 and SEP-10, so the client does not eat the cores it shares
-with the server under test.
+"""A lean load generator for SEP-1, 10, 12 and 31, so the client does not eat the cores it
+shares with the server under test.
 
 anchorbench spends about 3 ms of CPU per SEP-10 token operation on its own side (httpx and
 stellar-sdk parsing); on a 2-core machine that caps what any server can show. This client
@@ -7,6 +7,11 @@ speaks HTTP/1.1 over raw keep-alive sockets and signs the challenge hash directl
 the server's signature first as a wallet must.
 
     python bench/leanload.py http://localhost:8000 sep10-token -c 16 -d 10 [--watch-pid PID]
+
+Scenarios are anchorbench's: toml, sep10-challenge, sep10-token, sep12-put, sep12-get,
+sep31-info (GET /info with a JWT) and sep31-post (POST /transactions for a sender and a
+receiver each client registered during setup). SEP-31's asset, amount, funding method and
+SEP-12 customer types come from the server's /info, as anchorbench reads them.
 
 Prints one JSON line like anchorbench: rps, p50/p90/p99/max ms, errors, client/server CPU s.
 """
@@ -24,6 +29,7 @@ import resource
 import struct
 import time
 import tomllib
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -93,6 +99,10 @@ class Target:
         self.base = base
         self.toml_path = "/.well-known/stellar.toml"
         self.kyc_path = urlsplit(toml.get("KYC_SERVER", "")).path + "/customer"
+        self.sep31_path = urlsplit(toml.get("DIRECT_PAYMENT_SERVER", "")).path
+        self.issuers = {
+            c.get("code"): c.get("issuer") for c in toml.get("CURRENCIES", ()) if c.get("issuer")
+        }
         auth = urlsplit(toml["WEB_AUTH_ENDPOINT"])
         self.auth_path = auth.path
         self.auth_host = auth.hostname or "localhost"
@@ -189,12 +199,99 @@ async def op_sep12_get(target: Target, conn: Conn, state: dict[str, Any]) -> Non
         raise RuntimeError(f"GET /customer HTTP {status}: {body[:200]!r}")
 
 
+def party_body(kind: str, customer_type: str | None, n: int) -> bytes:
+    """What anchorbench PUTs for a SEP-31 sender or receiver: a new customer of the type
+    /info names, with SEP-9 fields (a receiver also has bank details)."""
+    body: dict[str, Any] = {"memo": str(next(_memos)), "memo_type": "id"}
+    if customer_type:
+        body["type"] = customer_type
+    body.update(
+        {
+            "first_name": "Alice" if kind == "sender" else "Bob",
+            "last_name": f"Bench{n}",
+            "email_address": f"{kind}{n}@example.com",
+            "address": f"{n} Benchmark Street",
+            "city": "Springfield",
+            "address_country_code": "USA",
+        }
+    )
+    if kind == "receiver":
+        body["bank_account_number"] = str(100000000 + n % 900000000)
+        body["bank_number"] = "021000021"
+    return json.dumps(body).encode()
+
+
+def first_type(asset: dict[str, Any], role: str) -> str | None:
+    types = ((asset.get("sep12") or {}).get(role) or {}).get("types") or {}
+    return next(iter(types)) if isinstance(types, dict) and types else None
+
+
+async def sep31_setup(target: Target, conn: Conn, token: str, n: int, pairs: int) -> dict:
+    """Read /info as anchorbench does (first enabled asset, amount 100 within its limits,
+    the first customer type of each role) and register ``pairs`` senders and receivers."""
+    auth = {"Authorization": f"Bearer {token}"}
+    status, body = await conn.request("GET", target.sep31_path + "/info", headers=auth)
+    if status != 200:
+        raise RuntimeError(f"GET /info HTTP {status}")
+    receive = json.loads(body)["receive"]
+    code = next(c for c, a in receive.items() if a.get("enabled", True))
+    asset = receive[code]
+    amount = Decimal("100")
+    if asset.get("min_amount") is not None:
+        amount = max(amount, Decimal(str(asset["min_amount"])))
+    if asset.get("max_amount") is not None:
+        amount = min(amount, Decimal(str(asset["max_amount"])))
+    tx_fields = {
+        name: str(spec["choices"][0]) if spec.get("choices") else "bench"
+        for name, spec in ((asset.get("fields") or {}).get("transaction") or {}).items()
+        if not spec.get("optional")
+    }
+    template: dict[str, Any] = {
+        "amount": format(amount, "f"),
+        "asset_code": code,
+        "fields": {"transaction": tx_fields} if tx_fields else {},
+    }
+    if target.issuers.get(code):
+        template["asset_issuer"] = target.issuers[code]
+    if asset.get("funding_methods"):
+        template["funding_method"] = asset["funding_methods"][0]
+    bodies = []
+    for j in range(pairs):
+        ids = []
+        for kind in ("sender", "receiver"):
+            party = party_body(kind, first_type(asset, kind), n * 1000 + j)
+            status, answer = await conn.request("PUT", target.kyc_path, party, headers=auth)
+            if status not in (200, 202):
+                raise RuntimeError(f"PUT /customer HTTP {status}: {answer[:200]!r}")
+            ids.append(str(json.loads(answer)["id"]))
+        bodies.append(json.dumps({**template, "sender_id": ids[0], "receiver_id": ids[1]}).encode())
+    return {"token": token, "auth": auth, "bodies": bodies, "n": 0}
+
+
+async def op_sep31_info(target: Target, conn: Conn, state: dict[str, Any]) -> None:
+    status, body = await conn.request("GET", target.sep31_path + "/info", headers=state["auth"])
+    if status != 200 or b'"receive"' not in body:
+        raise RuntimeError(f"GET /info HTTP {status}: {body[:200]!r}")
+
+
+async def op_sep31_post(target: Target, conn: Conn, state: dict[str, Any]) -> None:
+    state["n"] += 1
+    body = state["bodies"][state["n"] % len(state["bodies"])]
+    status, answer = await conn.request(
+        "POST", target.sep31_path + "/transactions", body, headers=state["auth"]
+    )
+    if status not in (200, 201) or b'"id"' not in answer:
+        raise RuntimeError(f"POST /transactions HTTP {status}: {answer[:200]!r}")
+
+
 OPS = {
     "toml": op_toml,
     "sep10-challenge": op_challenge,
     "sep10-token": op_token,
     "sep12-put": op_sep12_put,
     "sep12-get": op_sep12_get,
+    "sep31-info": op_sep31_info,
+    "sep31-post": op_sep31_post,
 }
 
 
@@ -267,10 +364,19 @@ async def main() -> None:
             target.auth_port if args.scenario != "toml" else port,
         )
         client: Any = keys[i]
-        if args.scenario.startswith("sep12"):  # untimed setup: a token and one customer
-            token = await op_token(target, conn, keys[i])
-            client = {"token": token, "n": i * 10_000_000}
-            client["customer_id"] = await put_customer(target, conn, token, i)
+        try:
+            if args.scenario.startswith("sep12"):  # untimed setup: a token and one customer
+                token = await op_token(target, conn, keys[i])
+                client = {"token": token, "n": i * 10_000_000}
+                client["customer_id"] = await put_customer(target, conn, token, i)
+            elif args.scenario.startswith("sep31"):  # untimed: a token, /info, customers
+                token = await op_token(target, conn, keys[i])
+                pairs = 2 if args.scenario == "sep31-post" else 0
+                client = await sep31_setup(target, conn, token, i, pairs)
+        except Exception as exc:
+            key = "setup: " + type(exc).__name__ + ": " + str(exc)[:60]
+            errors[key] = errors.get(key, 0) + 1
+            return
         while not state["stop"]:
             t0 = time.perf_counter()
             try:

@@ -6,8 +6,12 @@
 #   DB=sqlite|postgresql                                  the gateway's database
 #   SHARED=../shared                                      where anchorbench and the peer live
 #   PEER=1                                                also measure django-polaris
-#   CLIENTS="anchorbench leanload"                        load generators (leanload: toml,
-#                                                         sep10-* and sep12-*; see its docstring)
+#   CLIENTS="anchorbench leanload"                        load generators (both run every
+#                                                         scenario; see leanload's docstring)
+#   FUNDING_METHODS=one|config                            sep31-*: the gateway offers only the
+#                                                         first funding method of each asset, as
+#                                                         anchorbench's POST sends none (config:
+#                                                         as config/testnet.toml has them)
 # Results: one JSON line per run in bench/results/<stamp>.jsonl and a median table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +19,7 @@ root=$(pwd)
 SHARED=${SHARED:-$root/../shared}
 RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; CONCURRENCY=${CONCURRENCY:-16}
 WARMUP=${WARMUP:-2}; WORKERS=${WORKERS:-2}; DB=${DB:-sqlite}; PEER=${PEER:-1}
-CLIENTS=${CLIENTS:-anchorbench leanload}
+CLIENTS=${CLIENTS:-anchorbench leanload}; FUNDING_METHODS=${FUNDING_METHODS:-one}
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(toml sep10-challenge sep10-token)
 tool=$SHARED/bench/anchorbench.py
 peer_dir=${PEER_DIR:-/tmp/polaris-peer}
@@ -26,6 +30,8 @@ out=bench/results/$stamp.jsonl
 log=bench/results/$stamp.log
 
 scripts/install >/dev/null
+changes=$(git status --porcelain -- gateway config 2>/dev/null | head -1)
+echo "measured: $(git rev-parse --short HEAD 2>/dev/null)${changes:+ with uncommitted changes}" >>"$log"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -56,6 +62,12 @@ export GATEWAY_CONFIG=config/testnet.toml
 export GATEWAY_HORIZON_URL=http://127.0.0.1:8002
 export GATEWAY_SIGNING_SECRET=${GATEWAY_SIGNING_SECRET:-$("$py" -c 'from stellar_sdk import Keypair; print(Keypair.random().secret)')}
 export GATEWAY_JWT_SECRET=${GATEWAY_JWT_SECRET:-$("$py" -c 'import secrets; print(secrets.token_urlsafe(48))')}
+if [[ " ${scenarios[*]} " == *" sep31-"* ]] && [ "$FUNDING_METHODS" = one ]; then
+  # A POST without funding_method is valid only when the asset has a single method.
+  export GATEWAY_SEP31_ASSETS=$("$py" -c 'import json, tomllib
+assets = tomllib.load(open("config/testnet.toml", "rb"))["sep31"]["assets"]
+print(json.dumps([{**a, "funding_methods": a["funding_methods"][:1]} for a in assets]))')
+fi
 .venv/bin/gateway db upgrade >>"$log" 2>&1
 .venv/bin/gateway serve --port 8000 --workers "$WORKERS" --log-level warning >>"$log" 2>&1 &
 gw_pid=$!
@@ -80,7 +92,6 @@ run() {  # client target-name base-url watch-pid scenario
 
 for scenario in "${scenarios[@]}"; do
   for client in $CLIENTS; do
-    case "$client:$scenario" in leanload:sep31-*) continue ;; esac
     for i in $(seq 1 "$RUNS"); do
       echo "[$scenario $client run $i/$RUNS]" >&2
       [ "$PEER" = 1 ] && run "$client" polaris http://127.0.0.1:8001 "$peer_pid" "$scenario"
@@ -97,6 +108,6 @@ if command -v wrk >/dev/null && [[ " ${scenarios[*]} " == *" toml "* ]]; then
       | "$py" bench/summarize.py --wrk "$1" >> "$out"
   done
 fi
-"$py" bench/summarize.py "$out"
+"$py" bench/summarize.py --cpu "$out"
 [ "$DB" = postgresql ] && psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $dbname WITH (FORCE)" >/dev/null 2>&1 || true
 echo "raw results: $out" >&2

@@ -34,7 +34,13 @@ def wrk_line(target: str, text: str) -> dict[str, Any]:
     }
 
 
-def table(path: str) -> str:
+def cpu_ms(result: dict[str, Any]) -> float | None:
+    """Server CPU per successful operation (the server's process tree, --watch-pid)."""
+    ok, cpu = result.get("ok"), result.get("server_cpu_s")
+    return cpu * 1000 / ok if ok and cpu is not None else None
+
+
+def table(path: str, cpu: bool = False) -> str:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
     for line in open(path, encoding="utf-8"):
@@ -51,6 +57,9 @@ def table(path: str) -> str:
         "| scenario | gateway ops/s | p50 ms | p99 ms | errors | polaris ops/s | p99 ms | ratio |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if cpu:
+        out[0] += " gateway CPU ms/op | polaris CPU ms/op |"
+        out[1] += " ---: | ---: |"
     for scenario in order:
         g, p = runs.get((scenario, "gateway"), []), runs.get((scenario, "polaris"), [])
         g_rps, p_rps = med(g, "rps"), med(p, "rps")
@@ -60,11 +69,19 @@ def table(path: str) -> str:
             return "-" if v is None else f"{v:,.{digits}f}"
 
         errors = sum(r.get("errors", 0) or 0 for r in g)
-        out.append(
+        row = (
             f"| {scenario} | {f(g_rps, 0)} | {f(med(g, 'p50_ms'))} | "
             f"{f(med(g, 'p99_ms'))} | {errors} | {f(p_rps, 0)} | "
             f"{f(med(p, 'p99_ms'))} | {ratio} |"
         )
+        if cpu:
+
+            def cpu_med(results: list[dict[str, Any]]) -> float | None:
+                values = [v for v in map(cpu_ms, results) if v is not None]
+                return statistics.median(values) if values else None
+
+            row += f" {f(cpu_med(g), 2)} | {f(cpu_med(p), 2)} |"
+        out.append(row)
     return "\n".join(out)
 
 
@@ -72,11 +89,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", nargs="?")
     parser.add_argument("--wrk", metavar="TARGET", help="read wrk output on stdin")
+    parser.add_argument("--cpu", action="store_true", help="add server CPU ms per operation")
     args = parser.parse_args()
     if args.wrk:
         print(json.dumps(wrk_line(args.wrk, sys.stdin.read())))
     else:
-        print(table(args.path))
+        print(table(args.path, args.cpu))
 
 
 if __name__ == "__main__":
