@@ -145,6 +145,37 @@ class Customers:
         status = TypeStatusRow(*row[5:]) if row[5] is not None else None
         return CustomerRow(*row[:5]), status
 
+    async def with_type_statuses(
+        self, customer_ids: list[str], type_names: list[str]
+    ) -> dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]]:
+        """``with_type_status`` for several customers and types in one query: each customer
+        found, with its stored status of each of those types it has one for."""
+        s = customer_type_status.c
+        query = (
+            select(
+                *_CUSTOMER_COLUMNS,
+                s.type,
+                s.status,
+                s.decision,
+                s.decision_version,
+                s.message,
+                s.review_version,
+            )
+            .select_from(
+                customers.outerjoin(
+                    customer_type_status,
+                    and_(s.customer_id == customers.c.id, s.type.in_(type_names)),
+                )
+            )
+            .where(customers.c.id.in_(customer_ids))
+        )
+        found: dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]] = {}
+        for row in await self._conn.execute(query):
+            statuses = found.setdefault(row[0], (CustomerRow(*row[:5]), {}))[1]
+            if row[5] is not None:
+                statuses[row[5]] = TypeStatusRow(*row[5:])
+        return found
+
     async def values_named(
         self, customer_ids: list[str], names: tuple[str, ...]
     ) -> list[tuple[str, str, str, bytes]]:
@@ -237,6 +268,17 @@ class Customers:
             c.customer_id == customer_id
         )
         return {r[0]: FieldRow(*r) for r in await self._conn.execute(query)}
+
+    async def fields_of(self, customer_ids: list[str]) -> dict[str, dict[str, FieldRow]]:
+        """``fields`` (without values) of several customers in one query."""
+        c = customer_fields.c
+        query = select(
+            c.customer_id, c.name, c.status, c.error, c.key_id, null().label("value"), c.file_id
+        ).where(c.customer_id.in_(customer_ids))
+        out: dict[str, dict[str, FieldRow]] = {customer_id: {} for customer_id in customer_ids}
+        for r in await self._conn.execute(query):
+            out[r[0]][r[1]] = FieldRow(*r[1:])
+        return out
 
     async def put_fields(
         self, customer_id: str, rows: list[FieldRow], existing: set[str], now: datetime

@@ -186,19 +186,20 @@ class Transfers:
     async def add(
         self, t: Transfer, *, idempotency_key: str | None = None, request_digest: str | None = None
     ) -> bool:
-        """Insert a new transfer; False when its memo (or idempotency key) is taken."""
-        from sqlalchemy.exc import IntegrityError
+        """Insert a new transfer; False when its memo (or idempotency key) is taken.
 
-        try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    insert(transfers).values(
-                        **_row(t),
-                        idempotency_key=idempotency_key,
-                        request_digest=request_digest,
-                    )
-                )
-        except IntegrityError:
+        One statement: a conflict on any unique index inserts nothing and returns no row, so
+        the caller's transaction stays usable without a savepoint."""
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = (
+            await self._conn.execute(
+                dialect_insert(transfers)
+                .values(**_row(t), idempotency_key=idempotency_key, request_digest=request_digest)
+                .on_conflict_do_nothing()
+                .returning(transfers.c.id)
+            )
+        ).first()
+        if inserted is None:
             return False
         await self._events(t)
         return True

@@ -16,7 +16,13 @@ from sqlalchemy import update
 from stellar_sdk import Asset, Keypair
 from stellar_sdk.memo import HashMemo, TextMemo
 
-from gateway.db.tables import incoming_payments, payouts, transfer_events, watcher_cursors
+from gateway.db.tables import (
+    incoming_payments,
+    payouts,
+    transfer_events,
+    transfers,
+    watcher_cursors,
+)
 from gateway.errors import Conflict
 from gateway.outbound.horizon import HorizonUnavailable, Payment, PaymentsPage
 from gateway.payouts import FAILED, SUBMITTED, PayoutResult
@@ -110,6 +116,59 @@ async def payouts_of(gw, tid: str) -> list[dict]:
 async def incoming(gw) -> list[dict]:
     """The recorded payments in ledger order."""
     return sorted(await rows(gw, incoming_payments), key=lambda r: int(r["id"]))
+
+
+# -- creating transfers ------------------------------------------------------------------------
+
+
+async def test_a_memo_already_taken_is_drawn_again_and_never_shared(gw, partner, monkeypatch):
+    draws = iter([41, 41, 41, 42] + [41] * 5)
+    monkeypatch.setattr("gateway.sep31.service.secrets.randbelow", lambda _n: next(draws))
+    first = await new_transfer(partner)
+    second = await new_transfer(partner, "11")
+    assert (first["stellar_memo"], second["stellar_memo"]) == ("42", "43")
+    sender_id, receiver_id = partner._ids  # type: ignore[attr-defined]
+    stuck = await partner.post(
+        {
+            "amount": "12",
+            "asset_code": "GWUSD",
+            "funding_method": "SEPA",
+            "sender_id": sender_id,
+            "receiver_id": receiver_id,
+        },
+        key="k-3",
+    )
+    assert stuck.status_code == 409
+    assert stuck.json() == {"error": "could not create the transfer; try again"}
+    assert len(await rows(gw, transfers)) == 2
+    assert len(await rows(gw, transfer_events)) == 2  # one "created" each
+
+
+async def test_only_the_callers_accepted_customers_are_usable(gw, partner):
+    await new_transfer(partner)
+    sender_id, receiver_id = partner._ids  # type: ignore[attr-defined]
+    other = await partner_for(gw)
+    o_sender, o_receiver = await other.customers()
+    base = {"amount": "100", "asset_code": "GWUSD", "funding_method": "SEPA"}
+    # Another account's customer is as unknown as a made-up id: its type is needed.
+    cases = [
+        ({"sender_id": o_sender, "receiver_id": receiver_id}, "sep31-sender"),
+        ({"sender_id": sender_id, "receiver_id": o_receiver}, "sep31-receiver"),
+        ({"sender_id": sender_id, "receiver_id": "nobody"}, "sep31-receiver"),
+        (
+            {"sender_id": sender_id, "receiver_id": receiver_id, "amount": "5000"},
+            "sep31-large-sender",
+        ),
+    ]
+    for ids, needed in cases:
+        response = await partner.post({**base, **ids})
+        assert (response.status_code, response.json()) == (
+            400,
+            {"error": "customer_info_needed", "type": needed},
+        )
+    same = await partner.post({**base, "sender_id": receiver_id, "receiver_id": receiver_id})
+    assert same.status_code == 400 and same.json()["type"] == "sep31-sender"
+    assert len(await rows(gw, transfers)) == 1
 
 
 # -- matching by memo ---------------------------------------------------------------------------
