@@ -88,6 +88,34 @@ _CUSTOMER_COLUMNS = (
 )
 
 
+_s = customer_type_status.c
+_WITH_TYPE_STATUSES = (
+    select(
+        *_CUSTOMER_COLUMNS,
+        _s.type,
+        _s.status,
+        _s.decision,
+        _s.decision_version,
+        _s.message,
+        _s.review_version,
+    )
+    .select_from(
+        customers.outerjoin(
+            customer_type_status,
+            and_(
+                _s.customer_id == customers.c.id,
+                _s.type.in_(bindparam("types", expanding=True)),
+            ),
+        )
+    )
+    .where(customers.c.id.in_(bindparam("ids", expanding=True)))
+)
+_f = customer_fields.c
+_FIELDS_OF = select(
+    _f.customer_id, _f.name, _f.status, _f.error, _f.key_id, null().label("value"), _f.file_id
+).where(_f.customer_id.in_(bindparam("ids", expanding=True)))
+
+
 class Customers:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
@@ -150,27 +178,9 @@ class Customers:
     ) -> dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]]:
         """``with_type_status`` for several customers and types in one query: each customer
         found, with its stored status of each of those types it has one for."""
-        s = customer_type_status.c
-        query = (
-            select(
-                *_CUSTOMER_COLUMNS,
-                s.type,
-                s.status,
-                s.decision,
-                s.decision_version,
-                s.message,
-                s.review_version,
-            )
-            .select_from(
-                customers.outerjoin(
-                    customer_type_status,
-                    and_(s.customer_id == customers.c.id, s.type.in_(type_names)),
-                )
-            )
-            .where(customers.c.id.in_(customer_ids))
-        )
         found: dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]] = {}
-        for row in await self._conn.execute(query):
+        params = {"ids": customer_ids, "types": type_names}
+        for row in await self._conn.execute(_WITH_TYPE_STATUSES, params):
             statuses = found.setdefault(row[0], (CustomerRow(*row[:5]), {}))[1]
             if row[5] is not None:
                 statuses[row[5]] = TypeStatusRow(*row[5:])
@@ -271,12 +281,8 @@ class Customers:
 
     async def fields_of(self, customer_ids: list[str]) -> dict[str, dict[str, FieldRow]]:
         """``fields`` (without values) of several customers in one query."""
-        c = customer_fields.c
-        query = select(
-            c.customer_id, c.name, c.status, c.error, c.key_id, null().label("value"), c.file_id
-        ).where(c.customer_id.in_(customer_ids))
         out: dict[str, dict[str, FieldRow]] = {customer_id: {} for customer_id in customer_ids}
-        for r in await self._conn.execute(query):
+        for r in await self._conn.execute(_FIELDS_OF, {"ids": customer_ids}):
             out[r[0]][r[1]] = FieldRow(*r[1:])
         return out
 

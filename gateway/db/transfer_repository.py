@@ -43,6 +43,16 @@ _STATE_COLUMNS = (
 )
 
 
+# Built once: a statement with its values as parameters is compiled once and then found in
+# the cache by a key that costs nothing to compute.
+_ADD_TRANSFER = {
+    "postgresql": pg_insert(transfers).on_conflict_do_nothing().returning(transfers.c.id),
+    "sqlite": sqlite_insert(transfers).on_conflict_do_nothing().returning(transfers.c.id),
+}
+
+_ADD_EVENT = insert(transfer_events)
+
+
 def _row(t: Transfer) -> dict[str, Any]:
     return {
         "id": t.id,
@@ -190,13 +200,10 @@ class Transfers:
 
         One statement: a conflict on any unique index inserts nothing and returns no row, so
         the caller's transaction stays usable without a savepoint."""
-        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
         inserted = (
             await self._conn.execute(
-                dialect_insert(transfers)
-                .values(**_row(t), idempotency_key=idempotency_key, request_digest=request_digest)
-                .on_conflict_do_nothing()
-                .returning(transfers.c.id)
+                _ADD_TRANSFER[self._conn.dialect.name],
+                {**_row(t), "idempotency_key": idempotency_key, "request_digest": request_digest},
             )
         ).first()
         if inserted is None:
@@ -295,7 +302,8 @@ class Transfers:
 
     async def _insert_events(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await self._conn.execute(insert(transfer_events), rows)
+            # One row is a plain execute; executemany's batching only pays for several.
+            await self._conn.execute(_ADD_EVENT, rows[0] if len(rows) == 1 else rows)
 
     async def events(self, transfer_id: str) -> list[dict[str, Any]]:
         rows = await self._conn.execute(

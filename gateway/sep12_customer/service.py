@@ -286,22 +286,27 @@ class CustomerService:
         wanted: list[tuple[str, str]],
         *,
         same_account: bool = False,
+        uow: UnitOfWork | None = None,
     ) -> list[Status | None]:
-        """``status_for`` of several (customer id, type) pairs, in one read of two queries:
-        the customers with their stored statuses, then the fields of those that are visible."""
+        """``status_for`` of several (customer id, type) pairs in two queries: the customers
+        with their stored statuses, then the fields of those that are visible. In the
+        caller's unit of work when given one (a check and the write it guards in one
+        transaction), else in a read of its own."""
         if not wanted:
             return []
         specs = [self._type(type_name) for _, type_name in wanted]
         ids = list(dict.fromkeys(customer_id for customer_id, _ in wanted))
-        async with self._uow(read_only=True) as uow:
-            found = await uow.customers.with_type_statuses(ids, [s.name for s in specs])
-            visible = {
-                customer_id: customer
-                for customer_id, (customer, _) in found.items()
-                if customer.account == session.account
-                and (same_account or self.may_see(session, customer))
-            }
-            fields = await uow.customers.fields_of(list(visible)) if visible else {}
+        if uow is None:
+            async with self._uow(read_only=True) as own:
+                return await self.statuses_for(session, wanted, same_account=same_account, uow=own)
+        found = await uow.customers.with_type_statuses(ids, [s.name for s in specs])
+        visible = {
+            customer_id: customer
+            for customer_id, (customer, _) in found.items()
+            if customer.account == session.account
+            and (same_account or self.may_see(session, customer))
+        }
+        fields = await uow.customers.fields_of(list(visible)) if visible else {}
         out: list[Status | None] = []
         for (customer_id, _), spec in zip(wanted, specs, strict=True):
             customer = visible.get(customer_id)

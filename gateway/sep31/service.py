@@ -13,7 +13,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -70,6 +70,14 @@ S = TransferStatus
 class CustomerInfoNeeded(BadRequest):
     def __init__(self, type_name: str):
         super().__init__("customer_info_needed", type=type_name)
+
+
+@dataclass(frozen=True)
+class CustomerCheck:
+    direction: str  # sender | receiver
+    customer_id: str | None
+    spec: CustomerTypeSettings | None  # the type this amount needs of this customer
+    needed: bool  # whether it must be ACCEPTED in that type
 
 
 def _now() -> datetime:
@@ -185,8 +193,8 @@ class TransferService:
         if fields is not None and not isinstance(fields, dict):
             raise InvalidField("fields", "must be an object (it is deprecated and ignored)")
         refund_memo_type, refund_memo = _refund_memo(body)
-        sender_id, receiver_id = await self._customers_ok(
-            session, body.get("sender_id"), body.get("receiver_id"), code, amount
+        sender, receiver = self._customer_checks(
+            body.get("sender_id"), body.get("receiver_id"), code, amount
         )
         digest = _digest(body)
         amount_in = to_stroops(amount)
@@ -200,6 +208,8 @@ class TransferService:
                     earlier = await self._replay(uow, session, idempotency_key, digest)
                     if earlier is not None:
                         return earlier
+                # In the transaction that inserts: the check holds for what is written.
+                await self._customers_ok(uow, session, [sender, receiver])
                 transfer = Transfer(
                     id=str(uuid.uuid4()),
                     partner_account=session.account,
@@ -211,8 +221,8 @@ class TransferService:
                     amount_fee=fee,
                     amount_out=amount_in - fee,
                     funding_method=funding,
-                    sender_id=sender_id,
-                    receiver_id=receiver_id,
+                    sender_id=sender.customer_id,
+                    receiver_id=receiver.customer_id,
                     stellar_account_id=self._s.receiving_account,
                     memo_type="id",
                     # Random, so unique and not guessable; the unique index is the backstop.
@@ -258,36 +268,34 @@ class TransferService:
             raise InvalidField("funding_method", "must be one of " + ", ".join(methods))
         return str(value)
 
-    async def _customers_ok(
-        self,
-        session: AuthSession,
-        sender_id: object,
-        receiver_id: object,
-        code: str,
-        amount: Decimal,
-    ) -> tuple[str | None, str | None]:
-        """The customer ids when they are the caller's and ACCEPTED for the types this amount
-        needs; otherwise 400 customer_info_needed naming the first type missing."""
+    def _customer_checks(
+        self, sender_id: object, receiver_id: object, code: str, amount: Decimal
+    ) -> list[CustomerCheck]:
+        """What each customer must be for this amount: the type, and whether it must be
+        ACCEPTED. Ids that cannot be a SEP-12 customer's are refused here."""
         checks = []
         for direction, customer_id in (("sender", sender_id), ("receiver", receiver_id)):
             spec = select_type(self._types, direction, code, amount)
             needed = spec is not None and self._validation != "off" and bool(spec.required)
             if customer_id not in (None, "") and (not isinstance(customer_id, str) or not spec):
                 raise InvalidField(f"{direction}_id", "must be the id of a SEP-12 customer")
-            checks.append((direction, customer_id or None, spec, needed))
-        asked = [(c[1], c[2].name) for c in checks if c[1] is not None and c[2] is not None]
-        found = iter(await self._customers.statuses_for(session, asked, same_account=True))
-        for direction, customer_id, spec, needed in checks:
-            status = next(found) if customer_id is not None and spec is not None else None
-            if needed and status != Status.ACCEPTED:
-                assert spec is not None
-                raise CustomerInfoNeeded(spec.name)
-            if customer_id is not None and status is None:
-                raise InvalidField(f"{direction}_id", "no such customer of yours")
-        return (
-            str(sender_id) if sender_id not in (None, "") else None,
-            str(receiver_id) if receiver_id not in (None, "") else None,
-        )
+            checks.append(CustomerCheck(direction, str(customer_id or "") or None, spec, needed))
+        return checks
+
+    async def _customers_ok(
+        self, uow: UnitOfWork, session: AuthSession, checks: list[CustomerCheck]
+    ) -> None:
+        """Pass when the customers are the caller's and ACCEPTED for the types the amount
+        needs; otherwise 400 customer_info_needed naming the first type missing."""
+        asked = [(c.customer_id, c.spec.name) for c in checks if c.customer_id and c.spec]
+        found = iter(await self._customers.statuses_for(session, asked, same_account=True, uow=uow))
+        for c in checks:
+            status = next(found) if c.customer_id and c.spec else None
+            if c.needed and status != Status.ACCEPTED:
+                assert c.spec is not None
+                raise CustomerInfoNeeded(c.spec.name)
+            if c.customer_id is not None and status is None:
+                raise InvalidField(f"{c.direction}_id", "no such customer of yours")
 
     async def _owned(
         self, uow: UnitOfWork, session: AuthSession, transfer_id: str, *, lock: bool = False

@@ -371,6 +371,15 @@ async def test_a_repeated_request_id_answers_the_first_transfer(gateway, ready):
     first = await partner.create(body(sender_id, receiver_id), key="req-1")
     again = await partner.post(body(sender_id, receiver_id), key="req-1")
     assert again.status_code == 201 and again.json() == first
+    # The first answer stands even once the receiver's data is gone: the replay does not
+    # check again what the first request was created on.
+    erased = await partner.kyc.delete(partner.keypair.public_key, {"memo": "2", "memo_type": "id"})
+    assert erased.status_code == 200
+    late = await partner.post(body(sender_id, receiver_id), key="req-1")
+    assert late.status_code == 201 and late.json() == first
+    fresh = await partner.post(body(sender_id, receiver_id), key="req-2")
+    assert fresh.status_code == 400
+    assert fresh.json() == {"error": "customer_info_needed", "type": "sep31-receiver"}
     changed = await partner.post(body(sender_id, receiver_id, amount=101), key="req-1")
     assert error_of(changed, 409) == "Idempotency-Key was already used with a different request"
     other = await partner_for(gateway)
