@@ -89,7 +89,10 @@ _CUSTOMER_COLUMNS = (
 
 
 _s = customer_type_status.c
-_WITH_TYPE_STATUSES = (
+_f = customer_fields.c
+# Customers with their statuses of some types and the state of each of their fields (no
+# values), in one query: the rows are each customer's statuses times its fields.
+_FOR_CHECK = (
     select(
         *_CUSTOMER_COLUMNS,
         _s.type,
@@ -98,6 +101,9 @@ _WITH_TYPE_STATUSES = (
         _s.decision_version,
         _s.message,
         _s.review_version,
+        _f.name,
+        _f.status,
+        _f.error,
     )
     .select_from(
         customers.outerjoin(
@@ -106,14 +112,20 @@ _WITH_TYPE_STATUSES = (
                 _s.customer_id == customers.c.id,
                 _s.type.in_(bindparam("types", expanding=True)),
             ),
-        )
+        ).outerjoin(customer_fields, _f.customer_id == customers.c.id)
     )
     .where(customers.c.id.in_(bindparam("ids", expanding=True)))
 )
-_f = customer_fields.c
-_FIELDS_OF = select(
-    _f.customer_id, _f.name, _f.status, _f.error, _f.key_id, null().label("value"), _f.file_id
-).where(_f.customer_id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCustomer:
+    """What deciding a customer's status needs: its row, its stored statuses of the types
+    asked for, and each field's status and error."""
+
+    customer: CustomerRow
+    statuses: dict[str, TypeStatusRow]
+    fields: dict[str, tuple[str, str | None]]
 
 
 class Customers:
@@ -173,17 +185,21 @@ class Customers:
         status = TypeStatusRow(*row[5:]) if row[5] is not None else None
         return CustomerRow(*row[:5]), status
 
-    async def with_type_statuses(
+    async def for_check(
         self, customer_ids: list[str], type_names: list[str]
-    ) -> dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]]:
-        """``with_type_status`` for several customers and types in one query: each customer
-        found, with its stored status of each of those types it has one for."""
-        found: dict[str, tuple[CustomerRow, dict[str, TypeStatusRow]]] = {}
+    ) -> dict[str, CheckedCustomer]:
+        """Each of these customers that exists, with its stored statuses of those types and
+        its fields' states, in one query."""
+        found: dict[str, CheckedCustomer] = {}
         params = {"ids": customer_ids, "types": type_names}
-        for row in await self._conn.execute(_WITH_TYPE_STATUSES, params):
-            statuses = found.setdefault(row[0], (CustomerRow(*row[:5]), {}))[1]
+        for row in await self._conn.execute(_FOR_CHECK, params):
+            checked = found.get(row[0])
+            if checked is None:
+                checked = found[row[0]] = CheckedCustomer(CustomerRow(*row[:5]), {}, {})
             if row[5] is not None:
-                statuses[row[5]] = TypeStatusRow(*row[5:])
+                checked.statuses[row[5]] = TypeStatusRow(*row[5:11])
+            if row[11] is not None:
+                checked.fields[row[11]] = (row[12], row[13])
         return found
 
     async def values_named(
@@ -278,13 +294,6 @@ class Customers:
             c.customer_id == customer_id
         )
         return {r[0]: FieldRow(*r) for r in await self._conn.execute(query)}
-
-    async def fields_of(self, customer_ids: list[str]) -> dict[str, dict[str, FieldRow]]:
-        """``fields`` (without values) of several customers in one query."""
-        out: dict[str, dict[str, FieldRow]] = {customer_id: {} for customer_id in customer_ids}
-        for r in await self._conn.execute(_FIELDS_OF, {"ids": customer_ids}):
-            out[r[0]][r[1]] = FieldRow(*r[1:])
-        return out
 
     async def put_fields(
         self, customer_id: str, rows: list[FieldRow], existing: set[str], now: datetime

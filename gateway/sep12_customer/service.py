@@ -288,10 +288,9 @@ class CustomerService:
         same_account: bool = False,
         uow: UnitOfWork | None = None,
     ) -> list[Status | None]:
-        """``status_for`` of several (customer id, type) pairs in two queries: the customers
-        with their stored statuses, then the fields of those that are visible. In the
-        caller's unit of work when given one (a check and the write it guards in one
-        transaction), else in a read of its own."""
+        """``status_for`` of several (customer id, type) pairs in one query. In the caller's
+        unit of work when given one (a check and the write it guards in one transaction),
+        else in a read of its own."""
         if not wanted:
             return []
         specs = [self._type(type_name) for _, type_name in wanted]
@@ -299,23 +298,19 @@ class CustomerService:
         if uow is None:
             async with self._uow(read_only=True) as own:
                 return await self.statuses_for(session, wanted, same_account=same_account, uow=own)
-        found = await uow.customers.with_type_statuses(ids, [s.name for s in specs])
-        visible = {
-            customer_id: customer
-            for customer_id, (customer, _) in found.items()
-            if customer.account == session.account
-            and (same_account or self.may_see(session, customer))
-        }
-        fields = await uow.customers.fields_of(list(visible)) if visible else {}
+        found = await uow.customers.for_check(ids, [s.name for s in specs])
         out: list[Status | None] = []
         for (customer_id, _), spec in zip(wanted, specs, strict=True):
-            customer = visible.get(customer_id)
-            if customer is None:
+            checked = found.get(customer_id)
+            if checked is None or not (
+                checked.customer.account == session.account
+                and (same_account or self.may_see(session, checked.customer))
+            ):
                 out.append(None)
                 continue
-            stored = found[customer_id][1].get(spec.name)
-            provided = {n: Provided(r.status, r.error) for n, r in fields[customer_id].items()}
-            out.append(self._evaluate(spec, provided, stored, customer.version).status)
+            provided = {n: Provided(*state) for n, state in checked.fields.items()}
+            stored = checked.statuses.get(spec.name)
+            out.append(self._evaluate(spec, provided, stored, checked.customer.version).status)
         return out
 
     async def put(
