@@ -109,5 +109,6 @@ if command -v wrk >/dev/null && [[ " ${scenarios[*]} " == *" toml "* ]]; then
   done
 fi
 "$py" bench/summarize.py --cpu "$out"
+cleanup; pids=()  # stop the servers before their database goes
 [ "$DB" = postgresql ] && psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $dbname WITH (FORCE)" >/dev/null 2>&1 || true
 echo "raw results: $out" >&2
