@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -320,6 +320,20 @@ class Transfers:
             .limit(limit)
         )
         return [r[0] for r in rows]
+
+    async def in_status_after(
+        self, status: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Transfer]:
+        """A page of the transfers in ``status``, oldest first, after the (started_at, id)
+        of the previous page's last one: a sweep that pages on reaches every one of them."""
+        c = transfers.c
+        query = select(transfers).where(c.status == status)
+        if after is not None:
+            query = query.where(
+                or_(c.started_at > after[0], and_(c.started_at == after[0], c.id > after[1]))
+            )
+        query = query.order_by(c.started_at, c.id).limit(limit)
+        return [_transfer(r._mapping) for r in await self._conn.execute(query)]
 
     async def list(self, status: str | None = None, limit: int = 100) -> list[Transfer]:
         """Newest first (refunds not loaded: see ``get``)."""

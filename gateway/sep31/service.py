@@ -776,27 +776,40 @@ class TransferService:
         """Transfers waiting for a customer's update go back to pending_receiver (and to
         payout) once the receiver changed their data and is ACCEPTED again."""
         now = self._clock()
-        async with self._uow(read_only=True) as uow:
-            waiting = await uow.transfers.list(S.PENDING_CUSTOMER_INFO_UPDATE, batch)
         resumed = 0
-        for t in waiting:
-            receiver_type = self._receiver_type(t)
-            if t.receiver_id is None or receiver_type is None:
-                continue
-            found = await self._customers.current_status(t.receiver_id, receiver_type.name)
-            if found is None:
-                continue
-            status, changed_at = found
-            if status != Status.ACCEPTED or changed_at <= t.updated_at:
-                continue
-            async with self._uow() as uow:
-                locked = await uow.transfers.get(t.id, lock=True)
-                if locked is None or locked.status != S.PENDING_CUSTOMER_INFO_UPDATE:
-                    continue
-                await self._resume(uow, locked.info_updated("customer", now), now)
-                await uow.commit()
-            resumed += 1
-        return resumed
+        after: tuple[datetime, str] | None = None
+        while True:  # every waiting transfer, a page at a time, oldest first
+            async with self._uow(read_only=True) as uow:
+                waiting = await uow.transfers.in_status_after(
+                    S.PENDING_CUSTOMER_INFO_UPDATE, after, batch
+                )
+            for t in waiting:
+                if await self._receiver_updated(t):
+                    resumed += await self._resume_waiting(t.id, now)
+            if len(waiting) < batch:
+                return resumed
+            after = (waiting[-1].started_at, waiting[-1].id)
+
+    async def _receiver_updated(self, t: Transfer) -> bool:
+        """Whether the receiver has changed their data since the transfer began to wait,
+        and is ACCEPTED for the type the transfer needs."""
+        receiver_type = self._receiver_type(t)
+        if t.receiver_id is None or receiver_type is None:
+            return False
+        found = await self._customers.current_status(t.receiver_id, receiver_type.name)
+        if found is None:
+            return False
+        status, changed_at = found
+        return status == Status.ACCEPTED and changed_at > t.updated_at
+
+    async def _resume_waiting(self, transfer_id: str, now: datetime) -> int:
+        async with self._uow() as uow:
+            locked = await uow.transfers.get(transfer_id, lock=True)
+            if locked is None or locked.status != S.PENDING_CUSTOMER_INFO_UPDATE:
+                return 0
+            await self._resume(uow, locked.info_updated("customer", now), now)
+            await uow.commit()
+        return 1
 
     async def refund_payment(self, payment_id: str, actor: str, reason: str) -> dict[str, Any]:
         """Send back an incoming payment that belongs to no transfer (unknown memo, wrong

@@ -28,7 +28,14 @@ from gateway.outbound.horizon import HorizonUnavailable, Payment, PaymentsPage
 from gateway.payouts import FAILED, SUBMITTED, PayoutResult
 from gateway.sep31 import IllegalTransition, PaymentWatcher
 from tests.fakes.sep12 import ManualClock, rows, running_gateway
-from tests.fakes.sep31 import Partner, Payer, open_receiving_account, partner_for, payer
+from tests.fakes.sep31 import (
+    RECEIVER,
+    Partner,
+    Payer,
+    open_receiving_account,
+    partner_for,
+    payer,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -1045,3 +1052,26 @@ async def test_the_receiver_fixing_their_data_resumes_the_transfer(gw, partner, 
     events = await rows(gw, transfer_events, transfer_id=tid)
     assert (events[-1]["to_status"], events[-1]["actor"]) == ("pending_receiver", "customer")
     assert await t.resume_after_customer_updates() == 0
+
+
+async def test_a_transfer_resumes_however_many_newer_ones_still_wait(gw, partner, sender, clock):
+    t = services(gw).transfers
+    oldest, _ = await received_transfer(gw, partner, sender)
+    first_receiver = partner._ids[1]  # type: ignore[attr-defined]
+    other_receiver = await partner.kyc.put_id({"memo": "9", "memo_type": "id", **RECEIVER})
+    partner._ids = (partner._ids[0], other_receiver)  # type: ignore[attr-defined]
+    newer = []
+    for _ in range(3):
+        clock.advance(1)
+        newer.append((await received_transfer(gw, partner, sender))[0])
+    for tid in (oldest, *newer):
+        await t.operate(
+            tid, "need_customer_info", "operator:ana", "bank refused", {"bank_account_number": "?"}
+        )
+    clock.advance(1)
+    await partner.kyc.put_id({"id": first_receiver, "bank_account_number": "7654321"})
+    # The three newer transfers fill a page and will not move; the oldest still resumes.
+    assert await t.resume_after_customer_updates(batch=2) == 1
+    assert (await state(gw, partner, oldest))["status"] == "pending_receiver"
+    for tid in newer:
+        assert (await state(gw, partner, tid))["status"] == "pending_customer_info_update"
