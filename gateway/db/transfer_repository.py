@@ -51,6 +51,30 @@ _ADD_TRANSFER = {
 }
 
 _ADD_EVENT = insert(transfer_events)
+_EVENT_COLUMNS = ("from_status", "to_status", "actor", "reason", "at")
+
+
+def _add_with_first_event() -> Any:
+    """PostgreSQL: the transfer and its first event in one statement (a data-modifying CTE;
+    no event row when the insert met a conflict). SQLite has no such CTE."""
+    added = (
+        pg_insert(transfers)
+        # Columns the row leaves out (none has a default) are NULL.
+        .values({c.name: bindparam(c.name, None, type_=c.type) for c in transfers.c})
+        .on_conflict_do_nothing()
+        .returning(transfers.c.id)
+        .cte("added")
+    )
+    e = transfer_events.c
+    first = select(added.c.id, *(bindparam(f"event_{n}", type_=e[n].type) for n in _EVENT_COLUMNS))
+    return (
+        insert(transfer_events)
+        .from_select(["transfer_id", *_EVENT_COLUMNS], first)
+        .returning(e.transfer_id)
+    )
+
+
+_ADD_WITH_FIRST_EVENT = _add_with_first_event()
 
 
 def _row(t: Transfer) -> dict[str, Any]:
@@ -200,12 +224,12 @@ class Transfers:
 
         One statement: a conflict on any unique index inserts nothing and returns no row, so
         the caller's transaction stays usable without a savepoint."""
-        inserted = (
-            await self._conn.execute(
-                _ADD_TRANSFER[self._conn.dialect.name],
-                {**_row(t), "idempotency_key": idempotency_key, "request_digest": request_digest},
-            )
-        ).first()
+        row = {**_row(t), "idempotency_key": idempotency_key, "request_digest": request_digest}
+        if self._conn.dialect.name == "postgresql" and len(t.events) == 1:
+            [event] = _event_rows(t)
+            params = {**row, **{f"event_{n}": event[n] for n in _EVENT_COLUMNS}}
+            return (await self._conn.execute(_ADD_WITH_FIRST_EVENT, params)).first() is not None
+        inserted = (await self._conn.execute(_ADD_TRANSFER[self._conn.dialect.name], row)).first()
         if inserted is None:
             return False
         await self._events(t)

@@ -151,6 +151,23 @@ async def test_a_memo_already_taken_is_drawn_again_and_never_shared(gw, partner,
     assert len(await rows(gw, transfer_events)) == 2  # one "created" each
 
 
+async def test_requests_racing_with_one_request_id_make_one_transfer(gw, partner):
+    await new_transfer(partner)
+    sender_id, receiver_id = partner._ids  # type: ignore[attr-defined]
+    body = {
+        "amount": "25",
+        "asset_code": "GWUSD",
+        "funding_method": "SEPA",
+        "sender_id": sender_id,
+        "receiver_id": receiver_id,
+    }
+    answers = await asyncio.gather(*(partner.post(body, key="race-1") for _ in range(6)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len(await rows(gw, transfers)) == 2
+    assert len(await rows(gw, transfer_events)) == 2
+
+
 async def test_only_the_callers_accepted_customers_are_usable(gw, partner):
     await new_transfer(partner)
     sender_id, receiver_id = partner._ids  # type: ignore[attr-defined]
