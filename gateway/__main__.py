@@ -416,6 +416,39 @@ def cmd_payments_refund(args: argparse.Namespace) -> int:
     return 0
 
 
+def _federation_line(record: Any) -> str:
+    return (
+        f"{record.stellar_address} -> {record.account_id} memo {record.memo} "
+        f"(customer {record.customer_id})"
+    )
+
+
+def cmd_federation_add(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> Any:
+        return await services.federation.register(args.name, args.customer_id)
+
+    print(_federation_line(_with_services(args, job)))
+    return 0
+
+
+def cmd_federation_list(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> list[Any]:
+        return await services.federation.list(args.limit)
+
+    for record in _with_services(args, job):
+        print(_federation_line(record))
+    return 0
+
+
+def cmd_federation_remove(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> None:
+        await services.federation.remove(args.name)
+
+    _with_services(args, job)
+    print(f"removed {args.name.lower()}")
+    return 0
+
+
 def cmd_kyc_decide(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> Any:
         return await services.customers.decide(
@@ -681,6 +714,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("customer_id")
     show.set_defaults(func=cmd_kyc_show)
+
+    fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
+    fed_sub = fed.add_subparsers(dest="federation", required=True)
+    f_add = with_config(fed_sub.add_parser("add", help="give a SEP-12 customer a name"))
+    f_add.add_argument("name")
+    f_add.add_argument("customer_id")
+    f_add.set_defaults(func=cmd_federation_add)
+    f_list = with_config(fed_sub.add_parser("list", help="names, in order"))
+    f_list.add_argument("--limit", type=int, default=100)
+    f_list.set_defaults(func=cmd_federation_list)
+    f_remove = with_config(fed_sub.add_parser("remove", help="take a name away"))
+    f_remove.add_argument("name")
+    f_remove.set_defaults(func=cmd_federation_remove)
 
     box = sub.add_parser("outbox", help="outgoing callbacks and messages")
     box_sub = box.add_subparsers(dest="outbox", required=True)

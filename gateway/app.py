@@ -23,6 +23,8 @@ from gateway.db.migrate import schema_status
 from gateway.deps import Deps, build_deps
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
+from gateway.federation import FederationService
+from gateway.federation import routes as federation_routes
 from gateway.ops import observability
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
 from gateway.payouts import DbPayoutQueue
@@ -64,6 +66,7 @@ class Services:
     customers: CustomerService
     transfers: TransferService
     watcher: PaymentWatcher
+    federation: FederationService
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
 
@@ -121,6 +124,7 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         customers=customers,
         transfers=transfers,
         watcher=watcher,
+        federation=FederationService(settings, uow=deps.uow, clock=now),
         callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
         reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
     )
@@ -234,6 +238,10 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
             )
         )
         endpoints[sep31_routes.TOML_KEY] = settings.base_url + sep31_routes.PREFIX
+
+    if settings.seps.sep2:
+        routes.extend(federation_routes.routes(services.federation))
+        endpoints[federation_routes.TOML_KEY] = settings.base_url + federation_routes.PATH
 
     org_path = settings.resolve_path(settings.stellar_toml)
     try:

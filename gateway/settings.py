@@ -200,6 +200,13 @@ class Sep31Settings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    # The account that name*home_domain addresses pay, with each customer's id memo.
+    # Empty: sep31.receiving_account.
+    account: str = ""
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     """Delivery of signed callbacks (SEP-12, SEP-31) and other outgoing messages."""
 
@@ -227,6 +234,7 @@ class Settings:
     kyc: KycSettings = field(default_factory=KycSettings)
     sep12: Sep12Settings = field(default_factory=Sep12Settings)
     sep31: Sep31Settings = field(default_factory=Sep31Settings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     assets: tuple[AssetSettings, ...] = ()
     # Testnet only: where generated secrets are kept so a restart can read its own data.
@@ -248,6 +256,10 @@ class Settings:
     def web_auth_domain(self) -> str:
         """Host of WEB_AUTH_ENDPOINT with a non-default port (URL.host), as SEP-10 requires."""
         return url_host(self.base_url)
+
+    @property
+    def federation_account(self) -> str:
+        return self.federation.account or self.sep31.receiving_account
 
     @property
     def home_domains(self) -> tuple[str, ...]:
@@ -734,11 +746,21 @@ def _validate_kyc(s: Settings) -> list[str]:
     if c.types and c.default_type not in names:
         p.append(f"sep12.default_type: {c.default_type!r} is not one of sep12.types")
     p.extend(_validate_sep31(s))
+    p.extend(_validate_federation(s))
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
         p.append("outbox.retry_seconds: must list positive delays")
     return p
+
+
+def _validate_federation(s: Settings) -> list[str]:
+    if s.seps.sep2 and not StrKey.is_valid_ed25519_public_key(s.federation_account):
+        return [
+            "federation.account: must be the G... account federation addresses pay "
+            "(or set sep31.receiving_account)"
+        ]
+    return []
 
 
 def _validate_sep31(s: Settings) -> list[str]:

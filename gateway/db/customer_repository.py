@@ -18,6 +18,7 @@ from gateway.db.tables import (
     customer_type_status,
     customer_verifications,
     customers,
+    federation_names,
 )
 from gateway.db.types import UtcDateTime
 
@@ -273,8 +274,10 @@ class Customers:
         return int(version or 0)
 
     async def delete(self, customer_id: str) -> None:
-        """Erase the customer: fields, files, codes, callbacks and statuses go with it."""
+        """Erase the customer: fields, files, codes, callbacks, statuses and federation names
+        go with it."""
         for table in (
+            federation_names,
             customer_fields,
             customer_files,
             customer_verifications,

@@ -36,6 +36,24 @@ sep10_used_challenges = Table(
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
+# -- SEP-2 federation ----------------------------------------------------------------------
+# name*home_domain resolves to the federation account with an id memo that routes to one
+# customer. Names are kept lower-cased: an address is the same whatever its case.
+federation_names = Table(
+    "federation_names",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column(
+        "customer_id",
+        String(36),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("memo", String(20), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # -- SEP-12 customers ----------------------------------------------------------------------
 # Personal data only ever sits in `value` / `content` columns, sealed by gateway.personal_data
 # with the key named in `key_id`.

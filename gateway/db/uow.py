@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
+from gateway.db.federation_repository import FederationNames
 from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
 from gateway.db.transfer_repository import IncomingPayments, Payouts, Transfers
@@ -23,6 +24,7 @@ class UnitOfWork:
     transfers: Transfers
     payments: IncomingPayments
     payouts: Payouts
+    federation: FederationNames
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class UnitOfWork:
         self.transfers = Transfers(conn)
         self.payments = IncomingPayments(conn)
         self.payouts = Payouts(conn)
+        self.federation = FederationNames(conn)
         return self
 
     async def commit(self) -> None:

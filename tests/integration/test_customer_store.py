@@ -147,6 +147,28 @@ async def test_a_customer_identity_is_created_once(uow):
         await u.commit()
 
 
+async def test_federation_names_and_memos_are_unique_and_go_with_their_customer(uow):
+    account = Keypair.random().public_key
+    async with uow() as u:
+        await u.customers.create("c1", account, "none", "", NOW)
+        await u.customers.create("c2", account, "id", "2", NOW)
+        assert await u.federation.add("bob", "c1", "9223372036854775808", NOW) is True
+        assert await u.federation.add("bob", "c2", "9223372036854775809", NOW) is False
+        assert await u.federation.add("rob", "c2", "9223372036854775808", NOW) is False
+        assert await u.federation.add("rob", "c2", "18446744073709551615", NOW) is True
+        await u.commit()  # the refused inserts left the transaction usable
+    async with uow(read_only=True) as u:
+        assert (await u.federation.by_name("bob")).customer_id == "c1"
+        assert (await u.federation.by_memo("18446744073709551615")).name == "rob"
+        assert [n.name for n in await u.federation.list()] == ["bob", "rob"]
+    async with uow() as u:
+        await u.customers.delete("c2")
+        await u.commit()
+    async with uow(read_only=True) as u:
+        assert [n.name for n in await u.federation.list()] == ["bob"]
+        assert await u.federation.of_customer("c2") == []
+
+
 async def test_fields_are_written_updated_and_read(uow):
     account = Keypair.random().public_key
     async with uow() as u:
@@ -514,6 +536,34 @@ async def test_rotate_kyc_command(build, database_url, monkeypatch, capsys, engi
     assert await asyncio.to_thread(main, argv) == 1
     err = capsys.readouterr().err
     assert f"{key_id(decode_key(KEY_C))} (1)" in err and "GATEWAY_KYC_OLD_KEYS" in err
+
+
+async def test_federation_commands(build, database_url, monkeypatch, capsys):
+    customer_id = await build(KEY_A).put(session(Keypair.random().public_key), SENDER, {})
+    for name, value in {
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
+        "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
+        "GATEWAY_KYC_KEY": KEY_A,
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = ["--config", str(REPO / "config/testnet.toml")]
+
+    def run(*argv: str) -> int:
+        return main(["federation", *argv, *config])
+
+    assert await asyncio.to_thread(run, "add", "Alice", customer_id) == 0
+    added = capsys.readouterr().out
+    assert added.startswith("alice*localhost:8000 -> G") and f"(customer {customer_id})" in added
+    assert await asyncio.to_thread(run, "add", "alice", customer_id) == 1
+    assert "alice*localhost:8000 is already taken" in capsys.readouterr().err
+    assert await asyncio.to_thread(run, "add", "bad name", customer_id) == 1
+    assert "name: may not contain whitespace" in capsys.readouterr().err
+    assert await asyncio.to_thread(run, "list") == 0
+    assert capsys.readouterr().out == added
+    assert await asyncio.to_thread(run, "remove", "ALICE") == 0
+    assert capsys.readouterr().out == "removed alice\n"
+    assert await asyncio.to_thread(run, "remove", "alice") == 1
 
 
 async def test_a_code_sent_before_a_key_rotation_still_verifies(build, make_settings):

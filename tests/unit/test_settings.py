@@ -209,6 +209,11 @@ def test_testnet_refuses_the_public_passphrase():
         ({"GATEWAY_DATABASE_URL": "mysql://x"}, "database.url: must start with"),
         ({"GATEWAY_SEP10_CLIENT_DOMAIN": "maybe"}, "sep10.client_domain: must be one of"),
         ({"GATEWAY_ACCOUNTS": "GABC"}, "accounts: 'GABC' is not a G... account id"),
+        ({"GATEWAY_FEDERATION_ACCOUNT": "GABC"}, "federation.account: must be the G... account"),
+        (
+            {"GATEWAY_SEPS_SEP31": "false", "GATEWAY_SEP31_RECEIVING_ACCOUNT": ""},
+            "federation.account: must be the G... account",
+        ),
     ],
 )
 def test_malformed_settings_are_refused(override, expected):

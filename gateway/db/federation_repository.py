@@ -1,0 +1,67 @@
+"""SEP-2 federation names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import federation_names
+
+
+@dataclass(frozen=True, slots=True)
+class FederationName:
+    name: str
+    customer_id: str
+    memo: str
+    created_at: datetime
+
+
+class FederationNames:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, name: str, customer_id: str, memo: str, now: datetime) -> bool:
+        """False when the name or the memo is taken (nothing is written)."""
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = await self._conn.execute(
+            dialect_insert(federation_names)
+            .values(name=name, customer_id=customer_id, memo=memo, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(federation_names.c.name)
+        )
+        return inserted.first() is not None
+
+    async def by_name(self, name: str) -> FederationName | None:
+        return await self._one(federation_names.c.name == name)
+
+    async def by_memo(self, memo: str) -> FederationName | None:
+        return await self._one(federation_names.c.memo == memo)
+
+    async def _one(self, where: object) -> FederationName | None:
+        row = (await self._conn.execute(select(federation_names).where(where))).first()  # type: ignore[arg-type]
+        return FederationName(*row) if row is not None else None
+
+    async def of_customer(self, customer_id: str) -> list[FederationName]:
+        rows = await self._conn.execute(
+            select(federation_names)
+            .where(federation_names.c.customer_id == customer_id)
+            .order_by(federation_names.c.name)
+        )
+        return [FederationName(*r) for r in rows]
+
+    async def list(self, limit: int = 100) -> list[FederationName]:
+        rows = await self._conn.execute(
+            select(federation_names).order_by(federation_names.c.name).limit(limit)
+        )
+        return [FederationName(*r) for r in rows]
+
+    async def remove(self, name: str) -> bool:
+        gone = await self._conn.execute(
+            delete(federation_names).where(federation_names.c.name == name)
+        )
+        return bool(gone.rowcount)
