@@ -449,6 +449,31 @@ def cmd_federation_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compliance_list(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
+        async with deps.uow(read_only=True) as uow:
+            return await uow.compliance.list(args.status, args.limit)
+
+    for row in _with_services(args, job):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_compliance_decide(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.compliance.decide(
+            args.id,
+            tx=args.tx,
+            info=args.info,
+            operator=f"operator:{args.operator}",
+            reason=args.reason,
+        )
+
+    row = _with_services(args, job)
+    print(f"compliance request {row['id']}: tx {row['tx_status']}, info {row['info_status']}")
+    return 0
+
+
 def cmd_kyc_decide(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> Any:
         return await services.customers.decide(
@@ -714,6 +739,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("customer_id")
     show.set_defaults(func=cmd_kyc_show)
+
+    comp = sub.add_parser("compliance", help="SEP-3 requests from sending institutions")
+    comp_sub = comp.add_subparsers(dest="compliance", required=True)
+    c_list = with_config(comp_sub.add_parser("list", help="requests, newest first (no data)"))
+    c_list.add_argument("--status", choices=["ok", "denied", "pending", "error"])
+    c_list.add_argument("--limit", type=int, default=100)
+    c_list.set_defaults(func=cmd_compliance_list)
+    c_decide = with_config(comp_sub.add_parser("decide", help="decide a (pending) request"))
+    c_decide.add_argument("id")
+    c_decide.add_argument("--tx", choices=["ok", "denied"])
+    c_decide.add_argument("--info", choices=["ok", "denied"])
+    c_decide.add_argument("--operator", required=True)
+    c_decide.add_argument("--reason")
+    c_decide.set_defaults(func=cmd_compliance_decide)
 
     fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
     fed_sub = fed.add_subparsers(dest="federation", required=True)

@@ -29,6 +29,8 @@ from gateway.ops import observability
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
 from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
+from gateway.sep3_auth import ComplianceService, LocalListScreen
+from gateway.sep3_auth import routes as sep3_routes
 from gateway.sep10.routes import PATH as SEP10_PATH
 from gateway.sep10.routes import TOML_KEY as SEP10_TOML_KEY
 from gateway.sep10.routes import routes as sep10_routes
@@ -67,6 +69,7 @@ class Services:
     transfers: TransferService
     watcher: PaymentWatcher
     federation: FederationService
+    compliance: ComplianceService
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
 
@@ -120,11 +123,24 @@ def build_services(settings: Settings, deps: Deps) -> Services:
             clock=deps.clock,
         )
 
+    federation = FederationService(settings, uow=deps.uow, clock=now)
+    sanctions_list = settings.sep3.sanctions_list
+    compliance = ComplianceService(
+        settings,
+        uow=deps.uow,
+        tomls=deps.tomls,
+        federation=federation,
+        customers=customers,
+        screen=LocalListScreen(settings.resolve_path(sanctions_list) if sanctions_list else None),
+        vault=vault,
+        clock=now,
+    )
     return Services(
         customers=customers,
         transfers=transfers,
         watcher=watcher,
-        federation=FederationService(settings, uow=deps.uow, clock=now),
+        federation=federation,
+        compliance=compliance,
         callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
         reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
     )
@@ -238,6 +254,10 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
             )
         )
         endpoints[sep31_routes.TOML_KEY] = settings.base_url + sep31_routes.PREFIX
+
+    if settings.seps.sep3:
+        routes.extend(sep3_routes.routes(services.compliance))
+        endpoints[sep3_routes.TOML_KEY] = settings.base_url + sep3_routes.PATH
 
     if settings.seps.sep2:
         routes.extend(federation_routes.routes(services.federation))

@@ -200,6 +200,28 @@ class Sep31Settings:
 
 
 @dataclass(frozen=True)
+class Sep3PartnerSettings:
+    """A sending institution our customers' data may be shared with (need_info)."""
+
+    domain: str
+    signing_key: str
+
+
+@dataclass(frozen=True)
+class Sep3Settings:
+    """The compliance AUTH_SERVER (SEP-3)."""
+
+    # A local sanctions list (JSON: names, addresses, countries), reloaded when it changes.
+    sanctions_list: str = ""
+    # Payments of this amount or more wait for an operator (0: never).
+    review_above: Decimal = Decimal(0)
+    # What a pending answer tells the sender to wait before asking again.
+    pending_seconds: int = 600
+    # Institutions the recipient's data is shared with when they ask (need_info).
+    share_with: tuple[Sep3PartnerSettings, ...] = ()
+
+
+@dataclass(frozen=True)
 class FederationSettings:
     # The account that name*home_domain addresses pay, with each customer's id memo.
     # Empty: sep31.receiving_account.
@@ -235,6 +257,7 @@ class Settings:
     sep12: Sep12Settings = field(default_factory=Sep12Settings)
     sep31: Sep31Settings = field(default_factory=Sep31Settings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    sep3: Sep3Settings = field(default_factory=Sep3Settings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     assets: tuple[AssetSettings, ...] = ()
     # Testnet only: where generated secrets are kept so a restart can read its own data.
@@ -747,10 +770,26 @@ def _validate_kyc(s: Settings) -> list[str]:
         p.append(f"sep12.default_type: {c.default_type!r} is not one of sep12.types")
     p.extend(_validate_sep31(s))
     p.extend(_validate_federation(s))
+    p.extend(_validate_sep3(s))
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
         p.append("outbox.retry_seconds: must list positive delays")
+    return p
+
+
+def _validate_sep3(s: Settings) -> list[str]:
+    p: list[str] = []
+    c = s.sep3
+    if c.review_above < 0:
+        p.append("sep3.review_above: must not be negative")
+    if not 1 <= c.pending_seconds <= 86_400:
+        p.append("sep3.pending_seconds: must be between 1 and 86400")
+    for i, partner in enumerate(c.share_with):
+        if not StrKey.is_valid_ed25519_public_key(partner.signing_key):
+            p.append(f"sep3.share_with[{i}].signing_key: must be a G... key")
+        if not partner.domain or partner.domain != partner.domain.lower():
+            p.append(f"sep3.share_with[{i}].domain: must be a lower-case domain")
     return p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -52,6 +53,37 @@ federation_names = Table(
     ),
     Column("memo", String(20), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# -- SEP-3 compliance requests -------------------------------------------------------------
+# One row per (sending institution's domain, attachment nonce): a re-post of the same request
+# reads its decision here. `data` (it holds the sender's personal data) is sealed.
+compliance_requests = Table(
+    "compliance_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sender_domain", String(253), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("data_digest", String(64), nullable=False),  # SHA-256 of data, hex
+    Column("sender", String(256), nullable=False),
+    Column("fi_key", String(56), nullable=False),  # the SIGNING_KEY that signed it
+    Column("memo", String(64), nullable=False, index=True),  # hash memo, hex
+    Column("tx_hash", String(64), nullable=False),
+    Column("customer_id", String(36), nullable=True),
+    Column("destination", String(69), nullable=False),
+    Column("asset_code", String(12), nullable=False),
+    Column("asset_issuer", String(56), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # stroops
+    Column("need_info", Boolean, nullable=False),
+    Column("tx_status", String(8), nullable=False),  # ok | denied | pending
+    Column("info_status", String(8), nullable=False),
+    Column("reason", String(512), nullable=True),
+    Column("decided_by", String(128), nullable=True),
+    Column("data_key_id", String(16), nullable=False),
+    Column("data_sealed", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("sender_domain", "nonce", name="uq_compliance_requests_nonce"),
 )
 
 # -- SEP-12 customers ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from gateway.db.compliance_repository import ComplianceRequests
 from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
@@ -25,6 +26,7 @@ class UnitOfWork:
     payments: IncomingPayments
     payouts: Payouts
     federation: FederationNames
+    compliance: ComplianceRequests
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class UnitOfWork:
         self.payments = IncomingPayments(conn)
         self.payouts = Payouts(conn)
         self.federation = FederationNames(conn)
+        self.compliance = ComplianceRequests(conn)
         return self
 
     async def commit(self) -> None:

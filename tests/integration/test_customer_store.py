@@ -169,6 +169,47 @@ async def test_federation_names_and_memos_are_unique_and_go_with_their_customer(
         assert await u.federation.of_customer("c2") == []
 
 
+async def test_compliance_requests_are_kept_once_per_domain_and_nonce(uow):
+    row = {
+        "id": "r1",
+        "sender_domain": "bank.test",
+        "nonce": "n-1",
+        "data_digest": "d" * 64,
+        "sender": "alice*bank.test",
+        "fi_key": Keypair.random().public_key,
+        "memo": "ab" * 32,
+        "tx_hash": "cd" * 32,
+        "customer_id": None,
+        "destination": Keypair.random().public_key,
+        "asset_code": "USD",
+        "asset_issuer": Keypair.random().public_key,
+        "amount": 200_000_000,
+        "need_info": True,
+        "tx_status": "pending",
+        "info_status": "ok",
+        "reason": "review",
+        "decided_by": None,
+        "data_key_id": "k",
+        "data_sealed": b"sealed",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    async with uow() as u:
+        assert await u.compliance.add(row) is True
+        assert await u.compliance.add({**row, "id": "r2"}) is False  # same domain and nonce
+        assert await u.compliance.add({**row, "id": "r3", "sender_domain": "other.test"})
+        await u.commit()
+    async with uow() as u:
+        stored = await u.compliance.by_nonce("bank.test", "n-1", lock=True)
+        assert (stored["id"], stored["need_info"], stored["amount"]) == ("r1", True, 200_000_000)
+        await u.compliance.decide("r1", {"tx_status": "ok", "decided_by": "operator:ana"}, NOW)
+        await u.commit()
+    async with uow(read_only=True) as u:
+        assert (await u.compliance.get("r1"))["tx_status"] == "ok"
+        assert [r["id"] for r in await u.compliance.list("pending")] == ["r3"]
+        assert "data_sealed" not in (await u.compliance.list())[0]
+
+
 async def test_fields_are_written_updated_and_read(uow):
     account = Keypair.random().public_key
     async with uow() as u:

@@ -1,0 +1,62 @@
+"""SEP-3 compliance requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import compliance_requests
+
+_c = compliance_requests.c
+
+
+class ComplianceRequests:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, row: dict[str, Any]) -> bool:
+        """False when this (sender_domain, nonce) is already stored (nothing is written)."""
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = await self._conn.execute(
+            dialect_insert(compliance_requests)
+            .values(**row)
+            .on_conflict_do_nothing()
+            .returning(_c.id)
+        )
+        return inserted.first() is not None
+
+    async def by_nonce(
+        self, sender_domain: str, nonce: str, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        query = select(compliance_requests).where(
+            _c.sender_domain == sender_domain, _c.nonce == nonce
+        )
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        query = select(compliance_requests).where(_c.id == request_id)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def decide(self, request_id: str, values: dict[str, Any], now: datetime) -> None:
+        await self._conn.execute(
+            update(compliance_requests).where(_c.id == request_id).values(**values, updated_at=now)
+        )
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first, without the sealed data."""
+        columns = [c for c in compliance_requests.c if c.name != "data_sealed"]
+        query = select(*columns).order_by(_c.created_at.desc()).limit(limit)
+        if status:
+            query = query.where((_c.tx_status == status) | (_c.info_status == status))
+        return [dict(r._mapping) for r in await self._conn.execute(query)]

@@ -1,0 +1,266 @@
+"""SEP-3 AUTH_SERVER: decide whether another institution may pay one of our customers.
+
+Order of checks: the form and ``data`` (strict XDR, memo = SHA-256 of the attachment) before
+any network call; a re-post of a stored (domain, nonce) answers the stored decision; then
+the sender's stellar.toml and the signature over ``data`` exactly as received; then the
+payment (our account, our asset, a known customer), sanctions, the amount threshold and
+whether the recipient's data may be shared. The decision is committed before the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
+from stellar_sdk.exceptions import BadSignatureError
+from stellar_sdk.operation import Payment
+
+from gateway.errors import InvalidField, NotFound, RemoteTomlError
+from gateway.federation import FederationService
+from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signing_key_of
+from gateway.personal_data import Vault
+from gateway.sep3_auth.request import AuthRequest, parse_form, parse_request
+from gateway.sep3_auth.sanctions import SanctionsScreen
+from gateway.settings import Settings
+from gateway.types import to_stroops
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWorkFactory
+    from gateway.sep12_customer import CustomerService
+
+log = logging.getLogger("gateway.sep3")
+
+OK, DENIED, PENDING, ERROR = "ok", "denied", "pending", "error"
+MAX_NONCE_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def answer(tx_status: str, info_status: str, reason: str | None, pending: int) -> Answer:
+    """SEP-3's precedence: ok and ok 200; any denied 403; any error 400; any pending 202."""
+    statuses = (tx_status, info_status)
+    body: dict[str, Any] = {"info_status": info_status, "tx_status": tx_status}
+    if statuses == (OK, OK):
+        return Answer(200, body)
+    if reason:
+        body["error"] = reason
+    if DENIED in statuses:
+        return Answer(403, body)
+    if ERROR in statuses:
+        return Answer(400, body)
+    body["pending"] = pending
+    return Answer(202, body)
+
+
+def _context(request_id: str) -> str:
+    return f"sep3:{request_id}:data"
+
+
+class ComplianceService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        uow: UnitOfWorkFactory,
+        tomls: StellarTomls,
+        federation: FederationService,
+        customers: CustomerService,
+        screen: SanctionsScreen,
+        vault: Vault,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self._s = settings
+        self._uow = uow
+        self._tomls = tomls
+        self._federation = federation
+        self._customers = customers
+        self._screen = screen
+        self._vault = vault
+        self._clock = clock
+        self._accounts = {
+            a
+            for a in (
+                settings.federation_account,
+                settings.sep31.receiving_account,
+                *settings.accounts,
+            )
+            if a
+        }
+        self._assets = {(a.code, a.issuer): a for a in settings.assets}
+        self._share_with = {(p.domain, p.signing_key) for p in settings.sep3.share_with}
+
+    async def authorize(self, body: bytes) -> Answer:
+        data, sig = parse_form(body)
+        request = parse_request(data, sig)
+        nonce = request.nonce
+        if not 1 <= len(nonce) <= MAX_NONCE_CHARS:
+            raise InvalidField("attachment", f"nonce must be 1 to {MAX_NONCE_CHARS} characters")
+        try:
+            domain = normalize_domain(request.sender_domain)
+        except RemoteTomlError:
+            raise InvalidField("sender", "its domain is not a domain name") from None
+        bounds = request.tx.preconditions.time_bounds if request.tx.preconditions else None
+        now = self._clock()
+        if bounds is not None and bounds.max_time and bounds.max_time < now.timestamp():
+            raise InvalidField("tx", "its time bounds have expired")
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._uow(read_only=True) as uow:
+            stored = await uow.compliance.by_nonce(domain, nonce)
+        if stored is not None:
+            return await self._replay(stored, request, digest)
+        fi_key = await self._verify(request, domain)
+        return await self._decide(request, domain, fi_key, digest, now)
+
+    async def _verify(self, request: AuthRequest, domain: str) -> str:
+        try:
+            toml = await self._tomls.fetch(domain)
+            key = signing_key_of(toml, domain)
+        except RemoteTomlError as exc:
+            raise InvalidField(
+                "sender", f"cannot use the stellar.toml of {domain}: {exc.message}"
+            ) from None
+        try:
+            Keypair.from_public_key(key).verify(request.data, request.sig)
+        except BadSignatureError:
+            raise InvalidField(
+                "sig", "is not the signature of data by the sender's SIGNING_KEY"
+            ) from None
+        return key
+
+    async def _replay(self, stored: dict[str, Any], request: AuthRequest, digest: str) -> Answer:
+        if stored["data_digest"] != digest:
+            raise InvalidField("attachment", "this nonce was already used with different data")
+        try:
+            Keypair.from_public_key(stored["fi_key"]).verify(request.data, request.sig)
+        except BadSignatureError:
+            raise InvalidField(
+                "sig", "is not the signature of data by the sender's SIGNING_KEY"
+            ) from None
+        return await self._render(stored)
+
+    async def _render(self, row: dict[str, Any]) -> Answer:
+        result = answer(
+            row["tx_status"], row["info_status"], row["reason"], self._s.sep3.pending_seconds
+        )
+        if result.status == 200 and row["need_info"] and row["customer_id"]:
+            data = await self._customers.personal_data(row["customer_id"])
+            result.body["dest_info"] = json.dumps(data, sort_keys=True)
+        return result
+
+    def _payment(self, request: AuthRequest) -> tuple[Payment, Any]:
+        payments = [op for op in request.tx.operations if isinstance(op, Payment)]
+        if len(payments) != 1 or len(request.tx.operations) != 1:
+            raise InvalidField("tx", "must hold exactly one payment operation")
+        payment = payments[0]
+        destination: MuxedAccount = payment.destination
+        if destination.account_id not in self._accounts:
+            raise InvalidField("tx", "does not pay an account of this anchor")
+        asset = self._assets.get((payment.asset.code, payment.asset.issuer or ""))
+        if payment.asset.is_native() or asset is None:
+            raise InvalidField("tx", "does not pay an asset of this anchor")
+        return payment, asset
+
+    async def _decide(
+        self, request: AuthRequest, domain: str, fi_key: str, digest: str, now: datetime
+    ) -> Answer:
+        payment, asset = self._payment(request)
+        amount = Decimal(payment.amount)
+        tx_status, reason = OK, None
+        async with self._uow(read_only=True) as uow:
+            muxed_id = payment.destination.account_muxed_id
+            record = None
+            if muxed_id is not None:
+                record = await self._federation.customer_for_route(uow, str(muxed_id))
+            elif request.route is not None:
+                record = await self._federation.customer_for_route(uow, request.route)
+        if record is None:
+            tx_status, reason = DENIED, "the recipient is not a customer of this anchor"
+        else:
+            screening = await self._screen.screen(request.sender_info)
+            tx_status, reason = screening.outcome, screening.reason
+            threshold = self._s.sep3.review_above
+            if tx_status == OK and threshold and amount >= threshold:
+                tx_status, reason = PENDING, "payments of this amount wait for review"
+        info_status = OK
+        if request.need_info:
+            info_status = OK if (domain, fi_key) in self._share_with else DENIED
+            if info_status == DENIED and reason is None:
+                reason = "the recipient's information is not shared with this institution"
+        request_id = str(uuid.uuid4())
+        key_id, sealed = self._vault.seal(request.data, _context(request_id))
+        envelope = TransactionEnvelope(request.tx, self._s.network_passphrase)
+        row = {
+            "id": request_id,
+            "sender_domain": domain,
+            "nonce": request.nonce,
+            "data_digest": digest,
+            "sender": request.sender,
+            "fi_key": fi_key,
+            "memo": request.memo.hex(),
+            "tx_hash": envelope.hash_hex(),
+            "customer_id": record.customer_id if record is not None else None,
+            "destination": payment.destination.account_muxed or payment.destination.account_id,
+            "asset_code": asset.code,
+            "asset_issuer": asset.issuer,
+            "amount": to_stroops(amount),
+            "need_info": request.need_info,
+            "tx_status": tx_status,
+            "info_status": info_status,
+            "reason": reason[:512] if reason else None,
+            "decided_by": None,
+            "data_key_id": key_id,
+            "data_sealed": sealed,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._uow() as uow:
+            if not await uow.compliance.add(row):  # a concurrent post of the same nonce won
+                stored = await uow.compliance.by_nonce(domain, request.nonce)
+                assert stored is not None
+                return await self._replay(stored, request, digest)
+            await uow.commit()
+        log.info(
+            "sep3 request %s from %s: tx %s, info %s", request_id, domain, tx_status, info_status
+        )
+        return await self._render(row)
+
+    async def decide(
+        self,
+        request_id: str,
+        *,
+        tx: str | None,
+        info: str | None,
+        operator: str,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        """An operator's decision on a request (typically a pending one)."""
+        for name, value in (("tx", tx), ("info", info)):
+            if value not in (None, OK, DENIED):
+                raise InvalidField(name, "must be ok or denied")
+        async with self._uow() as uow:
+            row = await uow.compliance.get(request_id, lock=True)
+            if row is None:
+                raise NotFound("compliance request not found")
+            values: dict[str, Any] = {
+                "decided_by": operator[:128],
+                "reason": (reason or None) and reason[:512],
+            }
+            if tx is not None:
+                values["tx_status"] = tx
+            if info is not None:
+                values["info_status"] = info
+            await uow.compliance.decide(request_id, values, self._clock())
+            await uow.commit()
+        return {**row, **values}

@@ -1,0 +1,365 @@
+"""SEP-3 AUTH_SERVER through the app: the published vectors, every refusal with its status,
+the sender's stellar.toml and signature, our account/asset/customer checks, sanctions,
+sharing the recipient's data, idempotency by nonce, and an operator deciding a pending
+request."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from stellar_sdk import Account, Asset, Keypair, MuxedAccount, Network, TransactionBuilder
+from stellar_sdk.memo import HashMemo, TextMemo
+
+from gateway.db.tables import compliance_requests
+from tests.fakes.sep12 import rows
+from tests.fakes.sep31 import RECEIVER, partner_for
+
+pytestmark = pytest.mark.asyncio
+
+VECTORS = (Path(__file__).resolve().parents[3] / "shared" / "sep3-vectors.md").read_text()
+V1_FORM = VECTORS.split("```\n")[1].strip()
+V3_DATA = VECTORS.split("```\n")[3].strip()
+V3_SIG = "LOQa6qvm5mZes5pLb0iZK4awAcXo8dHslv9qWLXQv73LC/euSsRF9opy93ZrdlknHRrcWOBWEX6AxzkohGocDQ=="
+V3_KEY = Keypair.from_secret("SDWTLFPALQSP225BSMX7HPZ7ZEAYSUYNDLJ5QI3YGVBNRUIIELWH3XUV")
+OURS = "GAMVF7G4GJC4A7JMFJWLUAEIBFQD5RT3DCB5DC5TJDEKQBBACQ4JZVEE"  # V3 pays USD here
+USD = Asset("USD", OURS)
+PATH = "/compliance/auth"
+SENDER_INFO = {"first_name": "John", "last_name": "Doe", "country": "US"}
+
+
+@pytest.fixture
+def sanctions(tmp_path) -> Path:
+    path = tmp_path / "sanctions.json"
+    path.write_text(
+        json.dumps({"names": ["Ivan Badguy", "María Núñez"], "addresses": [], "countries": ["KP"]})
+    )
+    return path
+
+
+@pytest.fixture
+def org_toml(tmp_path) -> Path:
+    """The organization's stellar.toml with the V3 vector's USD described too."""
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path / "stellar.toml"
+    usd = (
+        '\n[[CURRENCIES]]\ncode = "USD"\nstatus = "test"\nname = "Test USD"\n'
+        'desc = "The asset of the SEP-3 test vectors."\nis_asset_anchored = true\n'
+        'anchor_asset_type = "fiat"\nanchor_asset = "USD"\nis_unlimited = true\n'
+    )
+    path.write_text((repo / "well-known" / "stellar.toml").read_text() + usd)
+    return path
+
+
+@pytest.fixture
+def gateway_env(sanctions, org_toml) -> dict[str, str]:
+    return {
+        "GATEWAY_SEPS_SEP3": "true",
+        "GATEWAY_STELLAR_TOML": str(org_toml),
+        "GATEWAY_FEDERATION_ACCOUNT": OURS,
+        "GATEWAY_ASSETS": json.dumps(
+            [
+                {
+                    "code": "GWUSD",
+                    "issuer": "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC",
+                },
+                {"code": "USD", "issuer": OURS},
+            ]
+        ),
+        "GATEWAY_SEP3_SANCTIONS_LIST": str(sanctions),
+        "GATEWAY_SEP3_REVIEW_ABOVE": "1000",
+        "GATEWAY_SEP3_SHARE_WITH": json.dumps(
+            [{"domain": "stellar.org", "signing_key": V3_KEY.public_key}]
+        ),
+    }
+
+
+@pytest.fixture
+async def bob(gateway) -> tuple[str, str]:
+    """Our customer bob (a receiver with SEP-9 data): (customer id, memo)."""
+    partner = await partner_for(gateway)
+    _sender, receiver = await partner.customers()
+    record = await gateway.app.state.services.federation.register("bob", receiver)
+    return receiver, record.memo
+
+
+def form(data: str | bytes, sig: str) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return b"data=" + quote(raw, safe="").encode() + b"&sig=" + quote(sig, safe="").encode()
+
+
+async def post(gateway, body: bytes, content_type="application/x-www-form-urlencoded"):
+    return await gateway.client.post(PATH, content=body, headers={"Content-Type": content_type})
+
+
+class Institution:
+    """A sending FI: its key, its stellar.toml (served by the fake hosts) and its requests."""
+
+    def __init__(self, gateway, domain="bank.test", keypair: Keypair | None = None):
+        self.domain = domain
+        self.keypair = keypair or Keypair.random()
+        gateway.tomls.serve_signing_key(domain, self.keypair)
+
+    def request(
+        self,
+        *,
+        nonce="n-1",
+        route="bob",
+        amount="20",
+        destination: str = OURS,
+        asset: Asset = USD,
+        need_info=False,
+        sender_info=SENDER_INFO,
+        max_time=0,
+        memo=None,
+        attachment: str | None = None,
+    ) -> tuple[str, str]:
+        attachment = attachment or json.dumps(
+            {
+                "nonce": nonce,
+                "transaction": {
+                    "sender_info": sender_info,
+                    "route": route,
+                    "note": "",
+                    "extra": "",
+                },
+                "operations": None,
+            }
+        )
+        source = Account(Keypair.random().public_key, 0)
+        builder = TransactionBuilder(source, Network.TESTNET_NETWORK_PASSPHRASE, base_fee=100)
+        builder.append_payment_op(destination, asset, amount)
+        builder.add_memo(memo or HashMemo(hashlib.sha256(attachment.encode()).digest()))
+        builder.add_time_bounds(0, max_time)
+        tx = builder.build().transaction
+        data = json.dumps(
+            {
+                "sender": f"alice*{self.domain}",
+                "need_info": need_info,
+                "tx": tx.to_xdr_object().to_xdr(),
+                "attachment": attachment,
+            }
+        )
+        return data, self.sign(data)
+
+    def sign(self, data: str) -> str:
+        return base64.b64encode(self.keypair.sign(data.encode())).decode()
+
+
+# -- the published vectors -----------------------------------------------------------------------
+
+
+async def test_v3_from_stellar_org_is_authorized(gateway, bob):
+    gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
+    response = await post(gateway, form(V3_DATA, V3_SIG))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"info_status": "ok", "tx_status": "ok"}
+    [row] = await rows(gateway, compliance_requests)
+    assert row["sender"] == "alice*stellar.org" and row["customer_id"] == bob[0]
+    assert row["memo"] == "bb706ec78dc0b3b96f5f5e0127e71899ebc4f9cad80ff3003bd4765ae53b6279"
+    assert row["amount"] == 200_000_000 and (row["asset_code"], row["destination"]) == ("USD", OURS)
+    assert b"John" not in row["data_sealed"]  # sender_info is sealed at rest
+
+
+async def test_v3_tampered_fails_at_the_right_check(gateway, bob):
+    served = gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
+    bad_sig = "A" + V3_SIG[1:]
+    response = await post(gateway, form(V3_DATA, bad_sig))
+    assert (response.status_code, response.json()["error"].split(":")[0]) == (400, "sig")
+    # A changed attachment fails the memo check, before any toml is fetched.
+    calls = served.call_count
+    response = await post(gateway, form(V3_DATA.replace("hello world", "hello worle"), V3_SIG))
+    assert response.status_code == 400
+    assert response.json() == {"error": "tx: memo is not the SHA-256 of the attachment"}
+    assert served.call_count == calls
+    # Another user at the same domain: the signature no longer covers data.
+    response = await post(gateway, form(V3_DATA.replace("alice*", "mallory*"), V3_SIG))
+    assert response.json()["error"].startswith("sig: ")
+    assert await rows(gateway, compliance_requests) == []
+
+
+async def test_v3_fails_when_the_domain_publishes_another_key(gateway, bob):
+    gateway.tomls.serve("stellar.org", {"SIGNING_KEY": Keypair.random().public_key})
+    response = await post(gateway, form(V3_DATA, V3_SIG))
+    assert response.status_code == 400 and response.json()["error"].startswith("sig: ")
+
+
+async def test_v1_parses_and_its_memo_matches_but_its_signature_is_unverifiable(gateway):
+    gateway.tomls.serve_signing_key("banksender.com")
+    response = await post(gateway, V1_FORM.encode())
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("sig: ")
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "data: is required"),
+        (b"data=%7B%7D", "sig: is required"),
+        (b"data=x&sig=%%%", "sig: is not base64"),
+        (b"data=x&sig=AAAA", "sig: is not an Ed25519 signature (64 bytes)"),
+        (b"data=%7B&sig=" + quote(V3_SIG, safe="").encode(), "data: is not valid JSON"),
+        (b"data=%5B%5D&sig=" + quote(V3_SIG, safe="").encode(), "data: must be a JSON object"),
+        (b"data=1&data=2&sig=x", "data: sent more than once"),
+    ],
+)
+async def test_bad_forms_are_refused_with_400(gateway, body, error):
+    response = await post(gateway, body)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+
+
+async def test_bad_data_is_refused_before_any_network_call(gateway, bob):
+    fi = Institution(gateway)
+    good, _ = fi.request()
+    cases = {
+        "sender": {"sender": "alice"},
+        "need_info": {"need_info": "yes"},
+        "tx": {"tx": "AAAA"},
+        "attachment": {"attachment": 7},
+    }
+    for field, change in cases.items():
+        data = json.dumps({**json.loads(good), **change})
+        response = await post(gateway, form(data, fi.sign(data)))
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(field + ":"), response.json()
+    data, sig = fi.request(memo=TextMemo("hello"))
+    response = await post(gateway, form(data, sig))
+    assert response.json() == {"error": "tx: memo must be a hash memo of the attachment"}
+    data, sig = fi.request(max_time=1_000_000)
+    assert (await post(gateway, form(data, sig))).json() == {
+        "error": "tx: its time bounds have expired"
+    }
+    data, sig = fi.request(nonce="")
+    assert (await post(gateway, form(data, sig))).json()["error"].startswith("attachment: nonce")
+    response = await post(gateway, form(*fi.request()), content_type="application/json")
+    assert response.status_code == 400
+    assert await rows(gateway, compliance_requests) == []
+
+
+async def test_unusable_sender_tomls_are_400_naming_sender(gateway, bob):
+    fi = Institution(gateway)
+    gateway.tomls.serve(fi.domain, {"SIGNING_KEY": "not-a-key"})
+    response = await post(gateway, form(*fi.request()))
+    assert response.status_code == 400 and response.json()["error"].startswith("sender: ")
+    unserved = Institution(gateway, domain="nowhere.test")
+    gateway.tomls.serve("nowhere.test", "", status=404)
+    response = await post(gateway, form(*unserved.request()))
+    assert response.status_code == 400 and response.json()["error"].startswith("sender: ")
+
+
+async def test_the_payment_must_be_ours_and_for_a_customer(gateway, bob):
+    fi = Institution(gateway)
+    for i, (kwargs, error) in enumerate(
+        [
+            (
+                {"destination": Keypair.random().public_key},
+                "tx: does not pay an account of this anchor",
+            ),
+            ({"asset": Asset("EUR", OURS)}, "tx: does not pay an asset of this anchor"),
+            ({"asset": Asset.native()}, "tx: does not pay an asset of this anchor"),
+        ]
+    ):
+        response = await post(gateway, form(*fi.request(nonce=f"p{i}", **kwargs)))
+        assert (response.status_code, response.json()) == (400, {"error": error})
+    response = await post(gateway, form(*fi.request(nonce="who", route="nobody")))
+    assert response.status_code == 403
+    assert response.json() == {
+        "info_status": "ok",
+        "tx_status": "denied",
+        "error": "the recipient is not a customer of this anchor",
+    }
+    # The customer named by a muxed destination, or by the memo as route.
+    muxed = MuxedAccount(OURS, int(bob[1])).account_muxed
+    response = await post(gateway, form(*fi.request(nonce="mux", route="", destination=muxed)))
+    assert response.status_code == 200
+    response = await post(gateway, form(*fi.request(nonce="memo-route", route=bob[1])))
+    assert response.status_code == 200
+
+
+# -- sanctions, review and data sharing ----------------------------------------------------------
+
+
+async def test_sanctions_deny_hold_for_review_or_error(gateway, bob, sanctions):
+    fi = Institution(gateway)
+    cases = [
+        ({"first_name": "IVAN", "last_name": "badguy"}, 403, "denied"),
+        ({"first_name": "Maria", "last_name": "Nunez"}, 403, "denied"),  # accents, case
+        ({"name": "Badguy, Ivan"}, 403, "denied"),  # word order, punctuation
+        ({"first_name": "Ivan", "last_name": "Badguv"}, 202, "pending"),  # near match
+        ({"first_name": "Ann", "last_name": "Lee", "country": "KP"}, 403, "denied"),
+        ({"country": "US"}, 400, "error"),  # no name to screen
+    ]
+    for i, (info, status, tx_status) in enumerate(cases):
+        response = await post(gateway, form(*fi.request(nonce=f"s{i}", sender_info=info)))
+        assert response.status_code == status, (info, response.json())
+        assert response.json()["tx_status"] == tx_status
+    response = await post(gateway, form(*fi.request(nonce="big", amount="1000")))
+    assert response.status_code == 202
+    assert response.json() == {
+        "info_status": "ok",
+        "tx_status": "pending",
+        "error": "payments of this amount wait for review",
+        "pending": 600,
+    }
+    # The list is read again when it changes.
+    sanctions.write_text(json.dumps({"names": ["John Doe"]}))
+    response = await post(gateway, form(*fi.request(nonce="reload")))
+    assert response.status_code == 403
+    sanctions.write_text("not json")
+    response = await post(gateway, form(*fi.request(nonce="broken")))
+    assert (response.status_code, response.json()["tx_status"]) == (400, "error")
+
+
+async def test_recipient_data_goes_only_to_allow_listed_institutions(gateway, bob):
+    gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
+    listed = Institution(gateway, domain="stellar.org", keypair=V3_KEY)
+    response = await post(gateway, form(*listed.request(need_info=True)))
+    assert response.status_code == 200
+    assert json.loads(response.json()["dest_info"]) == RECEIVER
+    other = Institution(gateway)
+    response = await post(gateway, form(*other.request(need_info=True)))
+    assert response.status_code == 403
+    assert response.json()["info_status"] == "denied" and "dest_info" not in response.json()
+
+
+async def test_a_listed_domain_under_another_key_gets_no_recipient_data(gateway, bob):
+    impostor = Institution(gateway, domain="stellar.org")  # its toml now names another key
+    response = await post(gateway, form(*impostor.request(need_info=True)))
+    assert response.status_code == 403
+    assert response.json()["info_status"] == "denied" and "dest_info" not in response.json()
+
+
+# -- idempotency and operators -------------------------------------------------------------------
+
+
+async def test_a_repost_answers_the_stored_decision_and_a_changed_one_is_refused(gateway, bob):
+    fi = Institution(gateway)
+    data, sig = fi.request(amount="5000")  # pending: above the review threshold
+    first = await post(gateway, form(data, sig))
+    again = await post(gateway, form(data, sig))
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    changed, changed_sig = fi.request(amount="5001")  # same nonce, other data
+    response = await post(gateway, form(changed, changed_sig))
+    assert response.json() == {
+        "error": "attachment: this nonce was already used with different data"
+    }
+    forged = await post(gateway, form(data, Institution(gateway, "x.test").sign(data)))
+    assert forged.json()["error"].startswith("sig: ")
+    [row] = await rows(gateway, compliance_requests)
+    compliance = gateway.app.state.services.compliance
+    await compliance.decide(row["id"], tx="ok", info=None, operator="operator:ana", reason=None)
+    approved = await post(gateway, form(data, sig))
+    assert (approved.status_code, approved.json()) == (
+        200,
+        {"info_status": "ok", "tx_status": "ok"},
+    )
+    [row] = await rows(gateway, compliance_requests)
+    assert row["decided_by"] == "operator:ana"
