@@ -41,6 +41,20 @@ class ComplianceRequests:
         row = (await self._conn.execute(query)).first()
         return dict(row._mapping) if row is not None else None
 
+    async def by_memos(self, memos: list[str]) -> dict[str, dict[str, Any]]:
+        """The requests with these hash memos (hex), one per memo: an authorized one when
+        there is one."""
+        if not memos:
+            return {}
+        columns = [c for c in compliance_requests.c if c.name != "data_sealed"]
+        rows = await self._conn.execute(select(*columns).where(_c.memo.in_(memos)))
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            row = dict(r._mapping)
+            if row["memo"] not in out or row["tx_status"] == "ok":
+                out[row["memo"]] = row
+        return out
+
     async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         query = select(compliance_requests).where(_c.id == request_id)
         if lock and self._conn.dialect.name == "postgresql":

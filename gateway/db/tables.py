@@ -312,7 +312,8 @@ incoming_payments = Table(
     Column("memo", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("transfer_id", String(36), nullable=True, index=True),
-    # matched | short | over | unknown_memo | wrong_asset | duplicate | late
+    Column("compliance_id", String(36), nullable=True, index=True),  # a SEP-3 request's
+    # matched | short | over | unknown_memo | wrong_asset | duplicate | late | unauthorized
     Column("outcome", String(16), nullable=False, index=True),
     Column("note", String(256), nullable=True),
     Column("seen_at", UtcDateTime, nullable=False),

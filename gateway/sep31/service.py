@@ -26,6 +26,8 @@ from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.horizon import Payment
 from gateway.payouts import LIVE, PayoutInstruction, PayoutQueue, PayoutResult
 from gateway.personal_data import Vault
+from gateway.sep3_auth.payments import Matched as MatchedPayment
+from gateway.sep3_auth.payments import match_compliance_payments
 from gateway.sep10 import AuthSession
 from gateway.sep12_customer import CALLBACK_KIND, CustomerService, Status, select_type
 from gateway.sep31.model import (
@@ -391,37 +393,27 @@ class TransferService:
             uow, {t.receiver_id for t in found.values() if t.receiver_id}
         )
         changed: dict[str, Transfer] = {}
-        instructions: list[PayoutInstruction] = []
+        compliance, instructions, compliance_payouts = await match_compliance_payments(
+            uow, self._customers, incoming, _destination
+        )
         rows: list[dict[str, Any]] = []
         for p in incoming:
+            if p.id in compliance:
+                rows.append(_incoming_row(account, p, now, compliance[p.id]))
+                continue
             transfer = found.get(p.memo or "") if p.memo_type == "id" else None
             live = _live_purposes(payouts.get(transfer.id, {})) if transfer else set()
             outcome, note, updated, queued = self._match(transfer, p, now, details, live)
             if updated is not None:  # a second payment in this page sees the new status
                 found[p.memo or ""] = changed[updated.id] = updated
             instructions.extend(queued)
-            rows.append(
-                {
-                    "id": p.id,
-                    "account": account,
-                    "transaction_hash": p.transaction_hash,
-                    "source": p.source_muxed or p.source,
-                    "asset_code": p.asset_code,
-                    "asset_issuer": p.asset_issuer,
-                    "amount": to_stroops(p.amount),
-                    "memo_type": p.memo_type,
-                    "memo": p.memo,
-                    "created_at": p.created_at,
-                    "seen_at": now,
-                    "outcome": outcome,
-                    "note": note,
-                    "transfer_id": transfer.id if transfer else None,
-                }
-            )
+            row = _incoming_row(account, p, now, MatchedPayment(outcome, note, None))
+            row["transfer_id"] = transfer.id if transfer else None
+            rows.append(row)
         await uow.transfers.save_many(list(changed.values()))
         for t in changed.values():
             await self._queue_callback(uow, t)
-        await self._payouts.enqueue_many(uow, instructions, payouts)
+        await self._payouts.enqueue_many(uow, instructions, {**payouts, **compliance_payouts})
         return rows
 
     def _match(
@@ -494,7 +486,7 @@ class TransferService:
         if t.amount_out <= 0:
             problem = "nothing is left to pay out after the fee"
         else:
-            destination, memo_type, memo, rail, problem = _destination(t, receiver)
+            destination, memo_type, memo, rail, problem = _destination(t.funding_method, receiver)
         if problem is not None:
             return t.held(f"held for an operator: {problem}", "gateway", now), None
         return t, PayoutInstruction(
@@ -813,13 +805,17 @@ class TransferService:
 
     async def refund_payment(self, payment_id: str, actor: str, reason: str) -> dict[str, Any]:
         """Send back an incoming payment that belongs to no transfer (unknown memo, wrong
-        asset, a second payment, one after expiry), to the account that made it, with its
-        memo. Once per payment unless a refund failed."""
+        asset, a second payment, one after expiry, a SEP-3 payment that was not paid out),
+        to the account that made it, with its memo. Once per payment unless a refund
+        failed."""
         async with self._uow() as uow:
             row = await uow.payments.get(payment_id, lock=True)
             if row is None:
                 raise NotFound("payment not found")
-            if row["outcome"] not in REFUNDABLE_OUTCOMES:
+            # A SEP-3 payment not paid out (not authorized, or not the amount authorized)
+            # belongs to no transfer either.
+            held = row.get("compliance_id") is not None and row["outcome"] != "matched"
+            if row["outcome"] not in REFUNDABLE_OUTCOMES and not held:
                 raise Conflict(
                     f"a {row['outcome']} payment is refunded with its transfer "
                     "(`gateway transfers act ID refund`)"
@@ -945,7 +941,7 @@ def _digest(body: Mapping[str, Any]) -> str:
 
 
 def _destination(
-    t: Transfer, receiver: Mapping[str, str]
+    rail: str | None, receiver: Mapping[str, str]
 ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
     """(destination, memo type, memo, rail, problem). The receiver's Stellar account from
     their KYC (crypto_address, with crypto_memo), else the funding method's rail, which
@@ -961,7 +957,29 @@ def _destination(
             if kind is None:
                 return None, None, None, None, "the receiver's crypto_memo is not a valid memo"
         return address, kind, memo, None, None
-    return None, None, None, t.funding_method, None
+    return None, None, None, rail, None
+
+
+def _incoming_row(
+    account: str, p: Payment, now: datetime, matched: MatchedPayment
+) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "account": account,
+        "transaction_hash": p.transaction_hash,
+        "source": p.source_muxed or p.source,
+        "asset_code": p.asset_code,
+        "asset_issuer": p.asset_issuer,
+        "amount": to_stroops(p.amount),
+        "memo_type": p.memo_type,
+        "memo": p.memo,
+        "created_at": p.created_at,
+        "seen_at": now,
+        "outcome": matched.outcome,
+        "note": matched.note,
+        "transfer_id": None,
+        "compliance_id": matched.compliance_id,
+    }
 
 
 def _live_purposes(latest: Mapping[str, tuple[str, int]]) -> set[str]:

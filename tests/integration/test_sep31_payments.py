@@ -1092,3 +1092,86 @@ async def test_a_transfer_resumes_however_many_newer_ones_still_wait(gw, partner
     assert (await state(gw, partner, oldest))["status"] == "pending_receiver"
     for tid in newer:
         assert (await state(gw, partner, tid))["status"] == "pending_customer_info_update"
+
+
+# -- SEP-3: payments that compliance requests authorized -----------------------------------------
+
+
+async def authorized(gw, partner, attachment: str, *, amount=200_000_000, status="ok") -> str:
+    """A stored SEP-3 request for our receiver, as the AUTH_SERVER leaves it; its id."""
+    import hashlib
+    import uuid
+
+    if not hasattr(partner, "_ids"):
+        partner._ids = await partner.customers()  # type: ignore[attr-defined]
+    request_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    async with gw.app.state.deps.uow() as uow:
+        await uow.compliance.add(
+            {
+                "id": request_id,
+                "sender_domain": "bank.test",
+                "nonce": attachment,
+                "data_digest": "d" * 64,
+                "sender": "alice*bank.test",
+                "fi_key": Keypair.random().public_key,
+                "memo": hashlib.sha256(attachment.encode()).hexdigest(),
+                "tx_hash": "cd" * 32,
+                "customer_id": partner._ids[1],  # type: ignore[attr-defined]
+                "destination": RECEIVING,
+                "asset_code": "GWUSD",
+                "asset_issuer": ISSUER,
+                "amount": amount,
+                "need_info": False,
+                "tx_status": status,
+                "info_status": "ok",
+                "reason": None,
+                "decided_by": None,
+                "data_key_id": "k",
+                "data_sealed": b"sealed",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        await uow.commit()
+    return request_id
+
+
+def hash_memo(attachment: str) -> HashMemo:
+    import hashlib
+
+    return HashMemo(hashlib.sha256(attachment.encode()).digest())
+
+
+async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
+    ok = await authorized(gw, partner, '{"nonce":"a"}')
+    held = await authorized(gw, partner, '{"nonce":"b"}', status="pending")
+    short = await authorized(gw, partner, '{"nonce":"c"}')
+    paid(sender, hash_memo('{"nonce":"a"}'), "20")
+    paid(sender, hash_memo('{"nonce":"a"}'), "20")  # the same payment again
+    paid(sender, hash_memo('{"nonce":"b"}'), "20")
+    paid(sender, hash_memo('{"nonce":"c"}'), "19")
+    paid(sender, hash_memo('{"nonce":"a"}'), "20", Asset.native())
+    paid(sender, hash_memo('{"nonce":"z"}'), "20")  # authorized by no one
+    await drain(services(gw).watcher)
+    seen = await incoming(gw)
+    assert [(r["outcome"], r["compliance_id"]) for r in seen] == [
+        ("matched", ok),
+        ("duplicate", ok),
+        ("unauthorized", held),
+        ("short", short),
+        ("wrong_asset", ok),
+        ("unknown_memo", None),
+    ]
+    [payout] = await rows(gw, payouts, source="sep3")
+    assert (payout["source_id"], payout["amount"], payout["status"]) == (ok, 200_000_000, "ready")
+    assert payout["customer_id"] == partner._ids[1]  # type: ignore[attr-defined]
+    assert payout["rail"] == "bank_account" and payout["destination"] is None
+    # What was not paid out can be sent back; what was, cannot.
+    t = services(gw).transfers
+    short_payment = next(r for r in seen if r["outcome"] == "short")
+    refunded = await t.refund_payment(short_payment["id"], "operator:ana", "not authorized")
+    assert refunded["resolution"] == "refund_queued"
+    matched = next(r for r in seen if r["outcome"] == "matched")
+    with pytest.raises(Conflict):
+        await t.refund_payment(matched["id"], "operator:ana", "no")

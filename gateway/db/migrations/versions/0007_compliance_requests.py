@@ -1,4 +1,5 @@
-"""SEP-3 compliance requests, one per (sending institution, nonce), with sealed data.
+"""SEP-3 compliance requests, one per (sending institution, nonce), with sealed data; the
+incoming payments they authorized.
 
 Revision ID: 0007
 Revises: 0006
@@ -46,8 +47,16 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_compliance_requests_memo"), "compliance_requests", ["memo"], unique=False
     )
+    with op.batch_alter_table("incoming_payments") as batch:
+        batch.add_column(sa.Column("compliance_id", sa.String(length=36), nullable=True))
+        batch.create_index(
+            batch.f("ix_incoming_payments_compliance_id"), ["compliance_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incoming_payments") as batch:
+        batch.drop_index(batch.f("ix_incoming_payments_compliance_id"))
+        batch.drop_column("compliance_id")
     op.drop_index(op.f("ix_compliance_requests_memo"), table_name="compliance_requests")
     op.drop_table("compliance_requests")
