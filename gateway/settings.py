@@ -781,6 +781,10 @@ def _validate_kyc(s: Settings) -> list[str]:
 def _validate_sep3(s: Settings) -> list[str]:
     p: list[str] = []
     c = s.sep3
+    if s.seps.sep3 and c.sanctions_list and not s.resolve_path(c.sanctions_list).is_file():
+        p.append(f"sep3.sanctions_list: {c.sanctions_list} is not a file")
+    if s.is_mainnet and s.seps.sep3 and not c.sanctions_list:
+        p.append("sep3.sanctions_list: mainnet needs a sanctions list to answer SEP-3 requests")
     if c.review_above < 0:
         p.append("sep3.review_above: must not be negative")
     if not 1 <= c.pending_seconds <= 86_400:

@@ -378,3 +378,78 @@ def test_a_sep31_transfer_over_tcp_is_paid_and_watched(running_gateway):
         text=True,
     )
     assert json.loads(listed.stdout)["transfer_id"] == transfer["id"]
+
+
+def test_a_sending_institution_with_only_the_sdk_gets_each_answer(running_gateway, wallet_domain):
+    """SEP-3 as its text describes it, with stellar-sdk, hashlib and httpx only: resolve the
+    recipient by SEP-2, build the attachment and the unsigned payment whose memo is its
+    hash, sign `data` with the institution's SIGNING_KEY (its stellar.toml is served on
+    localhost), and post the form. 200, 202 (review), 403 (sanctions) and 400 (signature)."""
+    import base64
+    import hashlib
+
+    from stellar_sdk import Account
+
+    domain, fi_key = wallet_domain
+    env = dict(RUNNING_ENV)
+    env.pop("HORIZON")
+    wallet = SdkWallet(running_gateway)
+    token = httpx.post(wallet.endpoint, data={"transaction": wallet.signed_challenge()}).json()[
+        "token"
+    ]
+    toml = tomllib.loads(httpx.get(f"{running_gateway}/.well-known/stellar.toml").text)
+    receiver = httpx.put(
+        f"{toml['KYC_SERVER']}/customer",
+        json={"first_name": "Bo", "last_name": "B", "bank_account_number": "1", "bank_number": "2"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["id"]
+    subprocess.run(
+        [*GATEWAY, "federation", "add", "bob", receiver], env=env, check=True, capture_output=True
+    )
+    home = running_gateway.split("://")[1]
+    record = httpx.get(toml["FEDERATION_SERVER"], params={"type": "name", "q": f"bob*{home}"})
+    assert record.status_code == 200, record.text
+    [currency] = toml["CURRENCIES"]
+    asset = Asset(currency["code"], currency["issuer"])
+
+    def ask(nonce: str, amount: str = "10", name: str = "Alice", signer: Keypair = fi_key):
+        attachment = json.dumps(
+            {
+                "nonce": nonce,
+                "transaction": {
+                    "sender_info": {"first_name": name, "last_name": "Badguy"},
+                    "route": "bob",
+                    "note": "",
+                    "extra": "",
+                },
+                "operations": [],
+            }
+        )
+        source = Account(Keypair.random().public_key, -1)  # the SEP asks for sequence 0
+        tx = (
+            TransactionBuilder(source, toml["NETWORK_PASSPHRASE"], base_fee=100)
+            .append_payment_op(record.json()["account_id"], asset, amount)
+            .add_hash_memo(hashlib.sha256(attachment.encode()).digest())
+            .set_timeout(300)
+            .build()
+            .transaction
+        )
+        data = json.dumps(
+            {
+                "sender": f"alice*{domain}",
+                "need_info": False,
+                "tx": tx.to_xdr_object().to_xdr(),
+                "attachment": attachment,
+            }
+        )
+        sig = base64.b64encode(signer.sign(data.encode())).decode()
+        return httpx.post(toml["AUTH_SERVER"], data={"data": data, "sig": sig})
+
+    ok = ask("n-1")
+    assert (ok.status_code, ok.json()) == (200, {"info_status": "ok", "tx_status": "ok"})
+    pending = ask("n-2", amount="20000")
+    assert (pending.status_code, pending.json()["pending"]) == (202, 600)
+    denied = ask("n-3", name="Ivan")
+    assert (denied.status_code, denied.json()["tx_status"]) == (403, "denied")
+    forged = ask("n-4", signer=Keypair.random())
+    assert forged.status_code == 400 and forged.json()["error"].startswith("sig: ")

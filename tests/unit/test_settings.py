@@ -173,6 +173,7 @@ def test_secret_never_prints_itself():
             VERIFY_PHONE,
             "sep12.notifier: mainnet needs a real SMS/email notifier",
         ),
+        ({"GATEWAY_SEPS_SEP3": "true"}, "sep3.sanctions_list: mainnet needs a sanctions list"),
     ],
 )
 def test_mainnet_refuses_unsafe_settings_with_one_line_naming_the_setting(override, expected):
@@ -210,6 +211,12 @@ def test_testnet_refuses_the_public_passphrase():
         ({"GATEWAY_SEP10_CLIENT_DOMAIN": "maybe"}, "sep10.client_domain: must be one of"),
         ({"GATEWAY_ACCOUNTS": "GABC"}, "accounts: 'GABC' is not a G... account id"),
         ({"GATEWAY_FEDERATION_ACCOUNT": "GABC"}, "federation.account: must be the G... account"),
+        ({"GATEWAY_SEP3_SANCTIONS_LIST": "nowhere.json"}, "sep3.sanctions_list: nowhere.json is"),
+        ({"GATEWAY_SEP3_PENDING_SECONDS": "0"}, "sep3.pending_seconds: must be between"),
+        (
+            {"GATEWAY_SEP3_SHARE_WITH": '[{"domain": "Bank.test", "signing_key": "G"}]'},
+            "sep3.share_with[0].signing_key: must be a G... key",
+        ),
         (
             {"GATEWAY_SEPS_SEP31": "false", "GATEWAY_SEP31_RECEIVING_ACCOUNT": ""},
             "federation.account: must be the G... account",
