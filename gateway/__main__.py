@@ -474,6 +474,42 @@ def cmd_compliance_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compliance_send(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    code, _, issuer = args.asset.partition(":")
+    try:
+        amount = Decimal(args.amount)
+    except InvalidOperation:
+        raise CommandFailed(["amount: must be a decimal number"], code=2) from None
+
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.sender.send(
+            receiver=args.to,
+            amount=amount,
+            asset_code=code,
+            asset_issuer=issuer,
+            customer_id=args.customer,
+            source_account=args.source,
+            need_info=args.need_info,
+        )
+
+    row = _with_services(args, job)
+    reason = f" ({row['reason']})" if row.get("reason") else ""
+    print(f"compliance request {row['id']} to {row['receiver']}: {row['status']}{reason}")
+    return 0 if row["status"] in ("ok", "pending", "sending") else 1
+
+
+def cmd_compliance_sent(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
+        async with deps.uow(read_only=True) as uow:
+            return await uow.outgoing.list(args.limit)
+
+    for row in _with_services(args, job):
+        print(json.dumps(row, default=str))
+    return 0
+
+
 def cmd_kyc_decide(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> Any:
         return await services.customers.decide(
@@ -753,6 +789,20 @@ def build_parser() -> argparse.ArgumentParser:
     c_decide.add_argument("--operator", required=True)
     c_decide.add_argument("--reason")
     c_decide.set_defaults(func=cmd_compliance_decide)
+
+    c_send = with_config(
+        comp_sub.add_parser("send", help="ask another institution before paying its customer")
+    )
+    c_send.add_argument("--to", required=True, help="the receiver's federation address")
+    c_send.add_argument("--amount", required=True)
+    c_send.add_argument("--asset", required=True, help="CODE:ISSUER")
+    c_send.add_argument("--customer", required=True, help="our SEP-12 customer who pays")
+    c_send.add_argument("--source", required=True, help="the account the payment leaves from")
+    c_send.add_argument("--need-info", action="store_true", help="ask for the receiver's data")
+    c_send.set_defaults(func=cmd_compliance_send)
+    c_sent = with_config(comp_sub.add_parser("sent", help="requests we sent, newest first"))
+    c_sent.add_argument("--limit", type=int, default=100)
+    c_sent.set_defaults(func=cmd_compliance_sent)
 
     fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
     fed_sub = fed.add_subparsers(dest="federation", required=True)

@@ -31,6 +31,7 @@ from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
 from gateway.sep3_auth import ComplianceService, LocalListScreen
 from gateway.sep3_auth import routes as sep3_routes
+from gateway.sep3_auth.sending import ComplianceSender
 from gateway.sep10.routes import PATH as SEP10_PATH
 from gateway.sep10.routes import TOML_KEY as SEP10_TOML_KEY
 from gateway.sep10.routes import routes as sep10_routes
@@ -70,6 +71,7 @@ class Services:
     watcher: PaymentWatcher
     federation: FederationService
     compliance: ComplianceService
+    sender: ComplianceSender  # SEP-3 requests we send before paying another institution
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
 
@@ -141,6 +143,16 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         watcher=watcher,
         federation=federation,
         compliance=compliance,
+        sender=ComplianceSender(
+            settings,
+            uow=deps.uow,
+            tomls=deps.tomls,
+            peers=deps.peers,
+            customers=customers,
+            payouts=DbPayoutQueue(),
+            vault=vault,
+            clock=now,
+        ),
         callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
         reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
     )
@@ -172,6 +184,8 @@ def background_steps(
     if settings.outbox.run_in_server:
         steps.append(("callbacks", services.callbacks.deliver_once, OUTBOX_POLL_SECONDS))
         steps.append(("kyc-reviews", services.reviews.deliver_once, OUTBOX_POLL_SECONDS))
+    if settings.seps.sep3 and settings.outbox.run_in_server:
+        steps.append(("compliance-resend", services.sender.post_due, OUTBOX_POLL_SECONDS * 5))
     if settings.seps.sep31 and settings.sep31.watch_in_server:
         steps.extend(payment_steps(services))
     return steps

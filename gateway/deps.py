@@ -14,6 +14,7 @@ from gateway import __version__
 from gateway.db.engine import create_engine, resolve_url
 from gateway.db.uow import UnitOfWorkFactory
 from gateway.outbound.callbacks import CallbackEndpoints, HttpxCallbackEndpoints
+from gateway.outbound.compliance_peers import CompliancePeers, HttpxCompliancePeers
 from gateway.outbound.guarded_network import GuardedTransport
 from gateway.outbound.horizon import Horizon, HttpxHorizon
 from gateway.outbound.kyc_provider import HttpxKycProvider, KycProvider
@@ -32,6 +33,7 @@ class Deps:
     callbacks: CallbackEndpoints | None = None
     notifier: Notifier = field(default_factory=LogNotifier)
     kyc_provider: KycProvider | None = None
+    peers: CompliancePeers | None = None  # other institutions' SEP-2/SEP-3 servers
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     uow: UnitOfWorkFactory = field(init=False)
@@ -109,5 +111,8 @@ def build_deps(settings: Settings) -> Deps:
         # Callback URLs are the clients' choice: the guarded client, public addresses only.
         callbacks=HttpxCallbackEndpoints(callback_client),
         kyc_provider=kyc_provider,
+        peers=HttpxCompliancePeers(
+            outbound_client, insecure_hosts=settings.outbound.insecure_hosts
+        ),
         closers=closers,
     )

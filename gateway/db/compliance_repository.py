@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db.tables import compliance_requests
+from gateway.db.tables import compliance_outgoing, compliance_requests
 
 _c = compliance_requests.c
+_o = compliance_outgoing.c
 
 
 class ComplianceRequests:
@@ -73,4 +74,42 @@ class ComplianceRequests:
         query = select(*columns).order_by(_c.created_at.desc()).limit(limit)
         if status:
             query = query.where((_c.tx_status == status) | (_c.info_status == status))
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+
+class OutgoingRequests:
+    """SEP-3 requests we send."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, row: dict[str, Any]) -> None:
+        await self._conn.execute(insert(compliance_outgoing).values(**row))
+
+    async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+        query = select(compliance_outgoing).where(_o.id == request_id)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Requests to post again: pending ones, and ones whose answer never came."""
+        rows = await self._conn.execute(
+            select(_o.id)
+            .where(_o.status.in_(("sending", "pending")), _o.next_attempt_at <= now)
+            .order_by(_o.next_attempt_at)
+            .limit(limit)
+        )
+        return [r[0] for r in rows]
+
+    async def update(self, request_id: str, values: dict[str, Any], now: datetime) -> None:
+        await self._conn.execute(
+            update(compliance_outgoing).where(_o.id == request_id).values(**values, updated_at=now)
+        )
+
+    async def list(self, limit: int = 100) -> list[dict[str, Any]]:
+        hidden = {"data_sealed", "dest_info_sealed"}
+        columns = [c for c in compliance_outgoing.c if c.name not in hidden]
+        query = select(*columns).order_by(_o.created_at.desc()).limit(limit)
         return [dict(r._mapping) for r in await self._conn.execute(query)]

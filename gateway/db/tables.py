@@ -86,6 +86,35 @@ compliance_requests = Table(
     UniqueConstraint("sender_domain", "nonce", name="uq_compliance_requests_nonce"),
 )
 
+# SEP-3 requests we send before paying another institution's customer. `data` (our
+# customer's personal data) and the recipient's data they may return are sealed.
+compliance_outgoing = Table(
+    "compliance_outgoing",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("receiver", String(256), nullable=False),  # their federation address
+    Column("auth_server", String(512), nullable=False),
+    Column("nonce", String(64), nullable=False, unique=True),
+    Column("destination", String(56), nullable=False),
+    Column("memo", String(64), nullable=False),  # hash memo of the payment, hex
+    Column("asset_code", String(12), nullable=False),
+    Column("asset_issuer", String(56), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("customer_id", String(36), nullable=True),  # our customer who pays
+    # sending (not answered yet) | pending | ok | denied | error
+    Column("status", String(8), nullable=False, index=True),
+    Column("reason", String(512), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("sig", String(128), nullable=False),
+    Column("data_key_id", String(16), nullable=False),
+    Column("data_sealed", LargeBinary, nullable=False),
+    Column("dest_info_key_id", String(16), nullable=True),
+    Column("dest_info_sealed", LargeBinary, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # -- SEP-12 customers ----------------------------------------------------------------------
 # Personal data only ever sits in `value` / `content` columns, sealed by gateway.personal_data
 # with the key named in `key_id`.

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from gateway.db.compliance_repository import ComplianceRequests
+from gateway.db.compliance_repository import ComplianceRequests, OutgoingRequests
 from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
@@ -27,6 +27,7 @@ class UnitOfWork:
     payouts: Payouts
     federation: FederationNames
     compliance: ComplianceRequests
+    outgoing: OutgoingRequests
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class UnitOfWork:
         self.payouts = Payouts(conn)
         self.federation = FederationNames(conn)
         self.compliance = ComplianceRequests(conn)
+        self.outgoing = OutgoingRequests(conn)
         return self
 
     async def commit(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -363,3 +364,122 @@ async def test_a_repost_answers_the_stored_decision_and_a_changed_one_is_refused
     )
     [row] = await rows(gateway, compliance_requests)
     assert row["decided_by"] == "operator:ana"
+
+
+# -- both sides: our sending side asks our receiving side ----------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime.now(UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def sending_side(gateway, make_settings):
+    """Another institution (sender.test, its own signing key) running our sending side
+    against the receiving gateway; its stellar.toml is served to the receiver."""
+    import httpx
+
+    from gateway.outbound.compliance_peers import HttpxCompliancePeers
+    from gateway.outbound.stellar_toml import HttpxStellarTomls
+    from gateway.payouts import DbPayoutQueue
+    from gateway.personal_data import Vault
+    from gateway.sep3_auth.sending import ComplianceSender
+    from tests.conftest import TEST_KYC_KEY
+
+    key = Keypair.random()
+    gateway.tomls.serve_signing_key("sender.test", key)
+    settings = make_settings(GATEWAY_SIGNING_SECRET=key.secret, GATEWAY_HOME_DOMAIN="sender.test")
+    to_receiver = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app))
+    gateway.clients.append(to_receiver)
+    clock = Clock()
+    sender = ComplianceSender(
+        settings,
+        uow=gateway.app.state.deps.uow,
+        tomls=HttpxStellarTomls(to_receiver, insecure_hosts=["localhost"]),
+        peers=HttpxCompliancePeers(to_receiver, insecure_hosts=["localhost"]),
+        customers=gateway.app.state.services.customers,
+        payouts=DbPayoutQueue(),
+        vault=Vault.from_texts(TEST_KYC_KEY),
+        clock=clock,
+    )
+    return sender, clock
+
+
+async def test_a_round_trip_between_two_institutions(gateway, bob, sending_side):
+    from gateway.db.tables import compliance_outgoing, payouts
+
+    sender, clock = sending_side
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    ivan = await partner.kyc.put_id({"memo": "8", "first_name": "Ivan", "last_name": "Badguy"})
+
+    async def send(customer, amount, **kw):
+        return await sender.send(
+            receiver="bob*localhost:8000",
+            amount=amount,
+            asset_code="USD",
+            asset_issuer=OURS,
+            customer_id=customer,
+            source_account=Keypair.random().public_key,
+            **kw,
+        )
+
+    ok = await send(ann, Decimal("20"))
+    assert ok["status"] == "ok"
+    [seen] = await rows(gateway, compliance_requests)
+    assert (seen["sender_domain"], seen["customer_id"], seen["tx_status"]) == (
+        "sender.test",
+        bob[0],
+        "ok",
+    )
+    assert seen["memo"] == ok["memo"]  # what the payment will carry is what was authorized
+    [payout] = await rows(gateway, payouts, source="sep3_out")
+    assert (payout["destination"], payout["memo_type"], payout["amount"]) == (
+        OURS,
+        "hash",
+        200_000_000,
+    )
+    assert base64.b64decode(payout["memo"]).hex() == ok["memo"]
+
+    denied = await send(ivan, Decimal("20"))
+    assert denied["status"] == "denied" and denied["reason"] == "the sender's name is listed"
+    no_info = await send(ann, Decimal("21"), need_info=True)
+    assert no_info["status"] == "denied"
+
+    waiting = await send(ann, Decimal("5000"))  # above the receiver's review threshold
+    assert waiting["status"] == "pending"
+    assert await sender.post_due() == 0  # not before the time the answer named
+    clock.advance(600)
+    assert await sender.post_due() == 1  # asked again: still pending
+    held = next(r for r in await rows(gateway, compliance_requests) if r["tx_status"] == "pending")
+    await gateway.app.state.services.compliance.decide(
+        held["id"], tx="ok", info=None, operator="operator:ana", reason=None
+    )
+    clock.advance(600)
+    assert await sender.post_due() == 1
+    again = await sender.post(waiting["id"])  # a later post changes nothing
+    assert again["status"] == "ok"
+    sent = {r["id"]: r for r in await rows(gateway, compliance_outgoing)}
+    assert sent[waiting["id"]]["attempts"] == 3
+    assert len(await rows(gateway, payouts, source="sep3_out")) == 2
+    assert all(b"Ann" not in r["data_sealed"] for r in sent.values())
+
+
+@pytest.mark.parametrize("domain", ["127.0.0.1", "10.0.0.1:8080", "[::1]", "bank.test/x", "x..y"])
+async def test_sender_domains_that_are_addresses_or_not_domains_are_refused(gateway, bob, domain):
+    fi = Institution(gateway)
+    fi.domain = domain
+    response = await post(gateway, form(*fi.request()))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("sender: "), response.json()

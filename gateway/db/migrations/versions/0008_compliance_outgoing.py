@@ -1,0 +1,52 @@
+"""SEP-3 requests we send to other institutions before paying their customers.
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "compliance_outgoing",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("receiver", sa.String(length=256), nullable=False),
+        sa.Column("auth_server", sa.String(length=512), nullable=False),
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("destination", sa.String(length=56), nullable=False),
+        sa.Column("memo", sa.String(length=64), nullable=False),
+        sa.Column("asset_code", sa.String(length=12), nullable=False),
+        sa.Column("asset_issuer", sa.String(length=56), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("customer_id", sa.String(length=36), nullable=True),
+        sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("reason", sa.String(length=512), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sig", sa.String(length=128), nullable=False),
+        sa.Column("data_key_id", sa.String(length=16), nullable=False),
+        sa.Column("data_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("dest_info_key_id", sa.String(length=16), nullable=True),
+        sa.Column("dest_info_sealed", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_compliance_outgoing")),
+        sa.UniqueConstraint("nonce", name=op.f("uq_compliance_outgoing_nonce")),
+    )
+    op.create_index(
+        op.f("ix_compliance_outgoing_status"), "compliance_outgoing", ["status"], unique=False
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_compliance_outgoing_status"), table_name="compliance_outgoing")
+    op.drop_table("compliance_outgoing")
