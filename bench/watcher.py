@@ -107,10 +107,10 @@ def own_cpu() -> float:
 def code_version() -> str:
     """The commit measured, and whether gateway/ or config/ had changes on top of it."""
     git = ["git", "-C", str(ROOT)]
-    head = subprocess.run(  # noqa: S603 - fixed arguments
+    head = subprocess.run(
         [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    changed = subprocess.run(  # noqa: S603 - fixed arguments
+    changed = subprocess.run(
         [*git, "status", "--porcelain", "--", "gateway", "config"], capture_output=True, text=True
     ).stdout.strip()
     return head + (" with uncommitted changes" if changed else "")
@@ -193,7 +193,7 @@ async def psql(sql: str) -> None:
 
 
 def start_horizon(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(  # noqa: S603 - our own command line
+    proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gateway"), "sandbox", "horizon", "--port", str(port)],
         env=env,
         stdout=log.open("ab"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,6 +19,9 @@ class FederationName:
     customer_id: str
     memo: str
     created_at: datetime
+
+
+_BY_NAME = select(federation_names).where(federation_names.c.name == bindparam("name"))
 
 
 class FederationNames:
@@ -37,7 +40,8 @@ class FederationNames:
         return inserted.first() is not None
 
     async def by_name(self, name: str) -> FederationName | None:
-        return await self._one(federation_names.c.name == name)
+        row = (await self._conn.execute(_BY_NAME, {"name": name})).first()
+        return FederationName(*row) if row is not None else None
 
     async def by_memo(self, memo: str) -> FederationName | None:
         return await self._one(federation_names.c.memo == memo)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -33,6 +34,7 @@ class AuthRequest:
     sender_domain: str
     need_info: bool
     tx: Transaction
+    tx_v1: bytes  # the transaction's XDR in its v1 form: what its hash is computed over
     attachment: str  # exactly as inside data; its SHA-256 is the memo
     memo: bytes
     nonce: str
@@ -67,20 +69,28 @@ def parse_form(body: bytes) -> tuple[bytes, bytes]:
     return data, signature
 
 
-def decode_tx(text: str) -> Transaction:
+def decode_tx(text: str) -> tuple[Transaction, bytes]:
     """A Transaction (v1), a legacy TransactionV0, or an envelope holding one; every byte
-    must belong to it."""
+    must belong to it. With the transaction's XDR in its v1 form."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidField("tx", "is not base64") from None
     if not raw or len(raw) > MAX_TX_BYTES:
         raise InvalidField("tx", "is empty or too large")
-    readers = (
-        lambda: Transaction.from_xdr_object(xdr.Transaction.from_xdr_bytes(raw), v1=True),
-        lambda: Transaction.from_xdr_object(xdr.TransactionV0.from_xdr_bytes(raw), v1=False),
+    readers: list[Callable[[], tuple[Transaction, bytes]]] = [
+        lambda: (Transaction.from_xdr_object(xdr.Transaction.from_xdr_bytes(raw), v1=True), raw),
+        # A v0 transaction is its v1 form without the muxed-account arm (ed25519, 0).
+        lambda: (
+            Transaction.from_xdr_object(xdr.TransactionV0.from_xdr_bytes(raw), v1=False),
+            b"\x00\x00\x00\x00" + raw,
+        ),
         lambda: _from_envelope(xdr.TransactionEnvelope.from_xdr_bytes(raw)),
-    )
+    ]
+    if raw[:4] in (b"\x00\x00\x00\x00", b"\x00\x00\x01\x00"):
+        # A v1 account arm: these bytes are no v0 transaction (whose first bytes are a key),
+        # however they might line up when read as one.
+        del readers[1]
     for read in readers:
         try:
             return read()
@@ -89,11 +99,12 @@ def decode_tx(text: str) -> Transaction:
     raise InvalidField("tx", "is not a Stellar transaction in XDR")
 
 
-def _from_envelope(envelope: xdr.TransactionEnvelope) -> Transaction:
+def _from_envelope(envelope: xdr.TransactionEnvelope) -> tuple[Transaction, bytes]:
     if envelope.v1 is not None:
-        return Transaction.from_xdr_object(envelope.v1.tx, v1=True)
+        return Transaction.from_xdr_object(envelope.v1.tx, v1=True), envelope.v1.tx.to_xdr_bytes()
     if envelope.v0 is not None:
-        return Transaction.from_xdr_object(envelope.v0.tx, v1=False)
+        v0 = envelope.v0.tx.to_xdr_bytes()
+        return Transaction.from_xdr_object(envelope.v0.tx, v1=False), b"\x00\x00\x00\x00" + v0
     raise ValueError("not a plain transaction")
 
 
@@ -119,7 +130,7 @@ def parse_request(data: bytes, sig: bytes) -> AuthRequest:
         raise InvalidField("tx", "is required")
     if not isinstance(attachment, str):
         raise InvalidField("attachment", "must be the attachment's JSON text")
-    tx = decode_tx(tx_text)
+    tx, tx_v1 = decode_tx(tx_text)
     digest = hashlib.sha256(attachment.encode("utf-8")).digest()
     if not isinstance(tx.memo, HashMemo):
         raise InvalidField("tx", "memo must be a hash memo of the attachment")
@@ -138,6 +149,7 @@ def parse_request(data: bytes, sig: bytes) -> AuthRequest:
         sender_domain=domain.lower(),
         need_info=need_info,
         tx=tx,
+        tx_v1=tx_v1,
         attachment=attachment,
         memo=digest,
         nonce=nonce if isinstance(nonce, str) else "",

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
+from stellar_sdk import Keypair, MuxedAccount, Network
 from stellar_sdk.exceptions import BadSignatureError
 from stellar_sdk.operation import Payment
 
@@ -29,7 +29,7 @@ from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signin
 from gateway.personal_data import Vault
 from gateway.sep3_auth.request import AuthRequest, parse_form, parse_request
 from gateway.sep3_auth.sanctions import SanctionsScreen
-from gateway.settings import Settings
+from gateway.settings import AssetSettings, Settings
 from gateway.types import to_stroops
 
 if TYPE_CHECKING:
@@ -100,6 +100,10 @@ class ComplianceService:
         }
         self._assets = {(a.code, a.issuer): a for a in settings.assets}
         self._share_with = {(p.domain, p.signing_key) for p in settings.sep3.share_with}
+        # A transaction's hash: SHA-256 of network id, ENVELOPE_TYPE_TX and its v1 XDR.
+        self._tx_hash_prefix = (
+            Network(settings.network_passphrase).network_id() + b"\x00\x00\x00\x02"
+        )
 
     async def authorize(self, body: bytes) -> Answer:
         data, sig = parse_form(body)
@@ -115,13 +119,9 @@ class ComplianceService:
         now = self._clock()
         if bounds is not None and bounds.max_time and bounds.max_time < now.timestamp():
             raise InvalidField("tx", "its time bounds have expired")
-        digest = hashlib.sha256(data).hexdigest()
-        async with self._uow(read_only=True) as uow:
-            stored = await uow.compliance.by_nonce(domain, nonce)
-        if stored is not None:
-            return await self._replay(stored, request, digest)
-        fi_key = await self._verify(request, domain)
-        return await self._decide(request, domain, fi_key, digest, now)
+        fi_key = await self._verify(request, domain)  # the sender's toml, read from a cache
+        payment, asset = self._payment(request)
+        return await self._decide(request, domain, fi_key, payment, asset, now)
 
     async def _verify(self, request: AuthRequest, domain: str) -> str:
         try:
@@ -139,16 +139,11 @@ class ComplianceService:
             ) from None
         return key
 
-    async def _replay(self, stored: dict[str, Any], request: AuthRequest, digest: str) -> Answer:
+    @staticmethod
+    def _check_replay(stored: dict[str, Any], digest: str) -> None:
+        """A re-post must be the same request: same nonce, same data."""
         if stored["data_digest"] != digest:
             raise InvalidField("attachment", "this nonce was already used with different data")
-        try:
-            Keypair.from_public_key(stored["fi_key"]).verify(request.data, request.sig)
-        except BadSignatureError:
-            raise InvalidField(
-                "sig", "is not the signature of data by the sender's SIGNING_KEY"
-            ) from None
-        return await self._render(stored)
 
     async def _render(self, row: dict[str, Any]) -> Answer:
         result = answer(
@@ -173,63 +168,71 @@ class ComplianceService:
         return payment, asset
 
     async def _decide(
-        self, request: AuthRequest, domain: str, fi_key: str, digest: str, now: datetime
+        self,
+        request: AuthRequest,
+        domain: str,
+        fi_key: str,
+        payment: Payment,
+        asset: AssetSettings,
+        now: datetime,
     ) -> Answer:
-        payment, asset = self._payment(request)
+        """One transaction: a stored request with this nonce answers as it stands;
+        otherwise the customer, sanctions, review and sharing decide, and the decision is
+        committed before it is answered."""
+        digest = hashlib.sha256(request.data).hexdigest()
         amount = Decimal(payment.amount)
-        tx_status, reason = OK, None
-        async with self._uow(read_only=True) as uow:
-            muxed_id = payment.destination.account_muxed_id
-            record = None
-            if muxed_id is not None:
-                record = await self._federation.customer_for_route(uow, str(muxed_id))
-            elif request.route is not None:
-                record = await self._federation.customer_for_route(uow, request.route)
-        if record is None:
-            tx_status, reason = DENIED, "the recipient is not a customer of this anchor"
-        else:
-            screening = await self._screen.screen(request.sender_info)
-            tx_status, reason = screening.outcome, screening.reason
-            threshold = self._s.sep3.review_above
-            if tx_status == OK and threshold and amount >= threshold:
-                tx_status, reason = PENDING, "payments of this amount wait for review"
-        info_status = OK
-        if request.need_info:
-            info_status = OK if (domain, fi_key) in self._share_with else DENIED
-            if info_status == DENIED and reason is None:
-                reason = "the recipient's information is not shared with this institution"
-        request_id = str(uuid.uuid4())
-        key_id, sealed = self._vault.seal(request.data, _context(request_id))
-        envelope = TransactionEnvelope(request.tx, self._s.network_passphrase)
-        row = {
-            "id": request_id,
-            "sender_domain": domain,
-            "nonce": request.nonce,
-            "data_digest": digest,
-            "sender": request.sender,
-            "fi_key": fi_key,
-            "memo": request.memo.hex(),
-            "tx_hash": envelope.hash_hex(),
-            "customer_id": record.customer_id if record is not None else None,
-            "destination": payment.destination.account_muxed or payment.destination.account_id,
-            "asset_code": asset.code,
-            "asset_issuer": asset.issuer,
-            "amount": to_stroops(amount),
-            "need_info": request.need_info,
-            "tx_status": tx_status,
-            "info_status": info_status,
-            "reason": reason[:512] if reason else None,
-            "decided_by": None,
-            "data_key_id": key_id,
-            "data_sealed": sealed,
-            "created_at": now,
-            "updated_at": now,
-        }
         async with self._uow() as uow:
-            if not await uow.compliance.add(row):  # a concurrent post of the same nonce won
+            # A re-post meets the stored request when it inserts (ON CONFLICT): new requests,
+            # the common case, need no look-up first.
+            muxed_id = payment.destination.account_muxed_id
+            route = str(muxed_id) if muxed_id is not None else request.route
+            record = await self._federation.customer_for_route(uow, route) if route else None
+            tx_status: str
+            reason: str | None
+            if record is None:
+                tx_status, reason = DENIED, "the recipient is not a customer of this anchor"
+            else:
+                screening = await self._screen.screen(request.sender_info)
+                tx_status, reason = screening.outcome, screening.reason
+                threshold = self._s.sep3.review_above
+                if tx_status == OK and threshold and amount >= threshold:
+                    tx_status, reason = PENDING, "payments of this amount wait for review"
+            info_status = OK
+            if request.need_info:
+                info_status = OK if (domain, fi_key) in self._share_with else DENIED
+                if info_status == DENIED and reason is None:
+                    reason = "the recipient's information is not shared with this institution"
+            request_id = str(uuid.uuid4())
+            key_id, sealed = self._vault.seal(request.data, _context(request_id))
+            row = {
+                "id": request_id,
+                "sender_domain": domain,
+                "nonce": request.nonce,
+                "data_digest": digest,
+                "sender": request.sender,
+                "fi_key": fi_key,
+                "memo": request.memo.hex(),
+                "tx_hash": hashlib.sha256(self._tx_hash_prefix + request.tx_v1).hexdigest(),
+                "customer_id": record.customer_id if record is not None else None,
+                "destination": payment.destination.account_muxed or payment.destination.account_id,
+                "asset_code": asset.code,
+                "asset_issuer": asset.issuer,
+                "amount": to_stroops(amount),
+                "need_info": request.need_info,
+                "tx_status": tx_status,
+                "info_status": info_status,
+                "reason": reason[:512] if reason else None,
+                "decided_by": None,
+                "data_key_id": key_id,
+                "data_sealed": sealed,
+                "created_at": now,
+                "updated_at": now,
+            }
+            if not await uow.compliance.add(row):  # a re-post, or a concurrent one that won
                 stored = await uow.compliance.by_nonce(domain, request.nonce)
                 assert stored is not None
-                return await self._replay(stored, request, digest)
+                self._check_replay(stored, digest)
+                return await self._render(stored)
             await uow.commit()
         log.info(
             "sep3 request %s from %s: tx %s, info %s", request_id, domain, tx_status, info_status
