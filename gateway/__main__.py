@@ -510,6 +510,19 @@ def cmd_compliance_sent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compliance_allow(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> None:
+        if args.remove:
+            await services.compliance.disallow(args.customer, args.domain)
+        else:
+            await services.compliance.allow(args.customer, args.domain, f"operator:{args.operator}")
+
+    _with_services(args, job)
+    verb = "may no longer" if args.remove else "may"
+    print(f"{args.domain.lower()} {verb} receive the data of customer {args.customer}")
+    return 0
+
+
 def cmd_kyc_decide(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> Any:
         return await services.customers.decide(
@@ -800,6 +813,14 @@ def build_parser() -> argparse.ArgumentParser:
     c_send.add_argument("--source", required=True, help="the account the payment leaves from")
     c_send.add_argument("--need-info", action="store_true", help="ask for the receiver's data")
     c_send.set_defaults(func=cmd_compliance_send)
+    c_allow = with_config(
+        comp_sub.add_parser("allow", help="a customer allows an institution their data")
+    )
+    c_allow.add_argument("customer")
+    c_allow.add_argument("domain")
+    c_allow.add_argument("--operator", required=True)
+    c_allow.add_argument("--remove", action="store_true", help="take the permission back")
+    c_allow.set_defaults(func=cmd_compliance_allow)
     c_sent = with_config(comp_sub.add_parser("sent", help="requests we sent, newest first"))
     c_sent.add_argument("--limit", type=int, default=100)
     c_sent.set_defaults(func=cmd_compliance_sent)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db.tables import compliance_outgoing, compliance_requests
+from gateway.db.tables import compliance_consents, compliance_outgoing, compliance_requests
 
 _c = compliance_requests.c
 _o = compliance_outgoing.c
@@ -67,6 +67,28 @@ class ComplianceRequests:
             update(compliance_requests).where(_c.id == request_id).values(**values, updated_at=now)
         )
 
+    async def allow(self, customer_id: str, domain: str, by: str, now: datetime) -> None:
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        await self._conn.execute(
+            dialect_insert(compliance_consents)
+            .values(customer_id=customer_id, domain=domain, recorded_by=by, created_at=now)
+            .on_conflict_do_nothing()
+        )
+
+    async def disallow(self, customer_id: str, domain: str) -> bool:
+        t = compliance_consents.c
+        gone = await self._conn.execute(
+            delete(compliance_consents).where(t.customer_id == customer_id, t.domain == domain)
+        )
+        return bool(gone.rowcount)
+
+    async def allowed(self, customer_id: str, domain: str) -> bool:
+        t = compliance_consents.c
+        row = await self._conn.execute(
+            select(t.domain).where(t.customer_id == customer_id, t.domain == domain)
+        )
+        return row.first() is not None
+
     async def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first, without the sealed data."""
         columns = [c for c in compliance_requests.c if c.name != "data_sealed"]
@@ -112,3 +134,51 @@ class OutgoingRequests:
         columns = [c for c in compliance_outgoing.c if c.name not in hidden]
         query = select(*columns).order_by(_o.created_at.desc()).limit(limit)
         return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+
+# Sealed personal data of SEP-3, by kind: (table, key id column, sealed column).
+SEALED = {
+    "request": (compliance_requests, "data_key_id", "data_sealed"),
+    "sent": (compliance_outgoing, "data_key_id", "data_sealed"),
+    "sent_dest_info": (compliance_outgoing, "dest_info_key_id", "dest_info_sealed"),
+}
+
+
+class SealedCompliance:
+    """SEP-3 values sealed under a KYC key, for `gateway keys rotate-kyc`."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def under(self, key_ids: list[str], limit: int) -> list[tuple[str, str, str, bytes]]:
+        """Up to ``limit`` of each kind sealed under these keys: (kind, id, key id, blob)."""
+        out: list[tuple[str, str, str, bytes]] = []
+        for kind, (table, key, blob) in SEALED.items():
+            rows = await self._conn.execute(
+                select(table.c.id, table.c[key], table.c[blob])
+                .where(table.c[key].in_(key_ids))
+                .limit(limit)
+            )
+            out += [(kind, r[0], r[1], r[2]) for r in rows]
+        return out
+
+    async def replace(self, kind: str, row_id: str, old: str, new: str, sealed: bytes) -> int:
+        table, key, blob = SEALED[kind]
+        done = await self._conn.execute(
+            update(table)
+            .where(table.c.id == row_id, table.c[key] == old)
+            .values({key: new, blob: sealed})
+        )
+        return int(done.rowcount or 0)
+
+    async def key_ids(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for table, key, _ in SEALED.values():
+            rows = await self._conn.execute(
+                select(table.c[key], func.count())
+                .where(table.c[key].is_not(None))
+                .group_by(table.c[key])
+            )
+            for kid, n in rows:
+                counts[kid] = counts.get(kid, 0) + n
+        return counts

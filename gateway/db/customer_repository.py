@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, null, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import (
+    compliance_consents,
     customer_callbacks,
     customer_events,
     customer_fields,
@@ -278,6 +279,7 @@ class Customers:
         go with it."""
         for table in (
             federation_names,
+            compliance_consents,
             customer_fields,
             customer_files,
             customer_verifications,

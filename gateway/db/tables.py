@@ -86,6 +86,22 @@ compliance_requests = Table(
     UniqueConstraint("sender_domain", "nonce", name="uq_compliance_requests_nonce"),
 )
 
+# Institutions a customer has allowed to receive their data (SEP-3 need_info), as an
+# operator recorded it on the customer's instruction.
+compliance_consents = Table(
+    "compliance_consents",
+    metadata,
+    Column(
+        "customer_id",
+        String(36),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("domain", String(253), primary_key=True),
+    Column("recorded_by", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # SEP-3 requests we send before paying another institution's customer. `data` (our
 # customer's personal data) and the recipient's data they may return are sealed.
 compliance_outgoing = Table(

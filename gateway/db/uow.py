@@ -7,7 +7,11 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from gateway.db.compliance_repository import ComplianceRequests, OutgoingRequests
+from gateway.db.compliance_repository import (
+    ComplianceRequests,
+    OutgoingRequests,
+    SealedCompliance,
+)
 from gateway.db.customer_repository import Customers
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
@@ -28,6 +32,7 @@ class UnitOfWork:
     federation: FederationNames
     compliance: ComplianceRequests
     outgoing: OutgoingRequests
+    sealed_compliance: SealedCompliance
 
     def __init__(
         self,
@@ -88,6 +93,7 @@ class UnitOfWork:
         self.federation = FederationNames(conn)
         self.compliance = ComplianceRequests(conn)
         self.outgoing = OutgoingRequests(conn)
+        self.sealed_compliance = SealedCompliance(conn)
         return self
 
     async def commit(self) -> None:

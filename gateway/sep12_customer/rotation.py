@@ -1,5 +1,5 @@
 """`gateway keys rotate-kyc`: re-seal personal data (customers' fields and files, values sent
-with SEP-31 PATCH) under the current KYC key.
+with SEP-31 PATCH, SEP-3 requests received and sent) under the current KYC key.
 
 Works in small batches, each its own short transaction, so the gateway keeps serving: new
 data is already sealed with the current key, and each re-sealed row is replaced only if it
@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.personal_data import Vault
+from gateway.sep3_auth.sending import data_context, dest_info_context
+from gateway.sep3_auth.service import request_context
 from gateway.sep12_customer.service import _field_context, _file_context
 from gateway.sep31.model import transfer_info_context
+
+COMPLIANCE_CONTEXTS = {
+    "request": request_context,
+    "sent": data_context,
+    "sent_dest_info": dest_info_context,
+}
 
 if TYPE_CHECKING:
     from gateway.db.uow import UnitOfWorkFactory
@@ -44,6 +52,10 @@ async def rotate_once(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) ->
             context = transfer_info_context(transfer_id)
             new_kid, sealed = vault.seal(vault.open(kid, blob, context), context)
             done += await u.transfers.replace_sealed_info(transfer_id, kid, new_kid, sealed)
+        for kind, row_id, kid, blob in await u.sealed_compliance.under(old, batch):
+            context = COMPLIANCE_CONTEXTS[kind](row_id)
+            new_kid, sealed = vault.seal(vault.open(kid, blob, context), context)
+            done += await u.sealed_compliance.replace(kind, row_id, kid, new_kid, sealed)
         await u.commit()
     return done
 
@@ -55,6 +67,8 @@ async def rotate(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) -> Rota
     async with uow(read_only=True) as u:
         counts = await u.customers.sealed_key_ids()
         for kid, n in (await u.transfers.sealed_key_ids()).items():
+            counts[kid] = counts.get(kid, 0) + n
+        for kid, n in (await u.sealed_compliance.key_ids()).items():
             counts[kid] = counts.get(kid, 0) + n
     report.left = {k: n for k, n in counts.items() if not vault.is_current(k)} or None
     return report

@@ -43,11 +43,11 @@ SENDER_FIELDS = ("first_name", "last_name", "address", "city", "country", "date_
 STATUS_OF = {200: "ok", 202: "pending", 403: "denied"}
 
 
-def _data_context(request_id: str) -> str:
+def data_context(request_id: str) -> str:
     return f"sep3-out:{request_id}:data"
 
 
-def _dest_context(request_id: str) -> str:
+def dest_info_context(request_id: str) -> str:
     return f"sep3-out:{request_id}:dest_info"
 
 
@@ -155,7 +155,7 @@ class ComplianceSender:
         )
         sig = base64.b64encode(self._s.signing_keypair.sign(data.encode())).decode()
         request_id = str(uuid.uuid4())
-        key_id, sealed = self._vault.seal(data.encode(), _data_context(request_id))
+        key_id, sealed = self._vault.seal(data.encode(), data_context(request_id))
         async with self._uow() as uow:
             await uow.outgoing.add(
                 {
@@ -194,7 +194,7 @@ class ComplianceSender:
             raise NotFound("outgoing compliance request not found")
         if row["status"] not in ("sending", "pending"):
             return row
-        data = self._vault.open(row["data_key_id"], row["data_sealed"], _data_context(request_id))
+        data = self._vault.open(row["data_key_id"], row["data_sealed"], data_context(request_id))
         now = self._clock()
         values: dict[str, Any] = {"attempts": row["attempts"] + 1}
         try:
@@ -210,7 +210,7 @@ class ComplianceSender:
             values.update(self._outcome(status, answer, now))
             dest_info = answer.get("dest_info")
             if isinstance(dest_info, str) and values["status"] == "ok":
-                kid, blob = self._vault.seal(dest_info.encode(), _dest_context(request_id))
+                kid, blob = self._vault.seal(dest_info.encode(), dest_info_context(request_id))
                 values.update(dest_info_key_id=kid, dest_info_sealed=blob)
         async with self._uow() as uow:
             current = await uow.outgoing.get(request_id, lock=True)

@@ -64,7 +64,7 @@ def answer(tx_status: str, info_status: str, reason: str | None, pending: int) -
     return Answer(202, body)
 
 
-def _context(request_id: str) -> str:
+def request_context(request_id: str) -> str:
     return f"sep3:{request_id}:data"
 
 
@@ -199,11 +199,14 @@ class ComplianceService:
                     tx_status, reason = PENDING, "payments of this amount wait for review"
             info_status = OK
             if request.need_info:
-                info_status = OK if (domain, fi_key) in self._share_with else DENIED
+                shared = (domain, fi_key) in self._share_with or (
+                    record is not None and await uow.compliance.allowed(record.customer_id, domain)
+                )
+                info_status = OK if shared else DENIED
                 if info_status == DENIED and reason is None:
                     reason = "the recipient's information is not shared with this institution"
             request_id = str(uuid.uuid4())
-            key_id, sealed = self._vault.seal(request.data, _context(request_id))
+            key_id, sealed = self._vault.seal(request.data, request_context(request_id))
             row = {
                 "id": request_id,
                 "sender_domain": domain,
@@ -238,6 +241,24 @@ class ComplianceService:
             "sep3 request %s from %s: tx %s, info %s", request_id, domain, tx_status, info_status
         )
         return await self._render(row)
+
+    async def allow(self, customer_id: str, domain: str, operator: str) -> None:
+        """Record that the customer allows ``domain`` to receive their data (need_info)."""
+        try:
+            d = normalize_domain(domain)
+        except RemoteTomlError:
+            raise InvalidField("domain", "is not a domain name") from None
+        async with self._uow() as uow:
+            if await uow.customers.get(customer_id) is None:
+                raise NotFound("customer not found")
+            await uow.compliance.allow(customer_id, d, operator[:128], self._clock())
+            await uow.commit()
+
+    async def disallow(self, customer_id: str, domain: str) -> None:
+        async with self._uow() as uow:
+            if not await uow.compliance.disallow(customer_id, domain.lower()):
+                raise NotFound("no such permission")
+            await uow.commit()
 
     async def decide(
         self,

@@ -483,3 +483,62 @@ async def test_sender_domains_that_are_addresses_or_not_domains_are_refused(gate
     response = await post(gateway, form(*fi.request()))
     assert response.status_code == 400
     assert response.json()["error"].startswith("sender: "), response.json()
+
+
+async def test_key_rotation_reseals_requests_received_and_sent(gateway, bob, sending_side):
+    from gateway.db.tables import compliance_outgoing
+    from gateway.personal_data import Vault, decode_key, key_id
+    from gateway.sep12_customer.rotation import rotate
+    from tests.conftest import TEST_KYC_KEY
+
+    sender, _clock = sending_side
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
+    listed = Institution(gateway, domain="stellar.org", keypair=V3_KEY)
+    assert (await post(gateway, form(*listed.request(need_info=True)))).status_code == 200
+    sent = await sender.send(
+        receiver="bob*localhost:8000",
+        amount=Decimal("20"),
+        asset_code="USD",
+        asset_issuer=OURS,
+        customer_id=ann,
+        source_account=Keypair.random().public_key,
+    )
+    assert sent["status"] == "ok"
+    new_key = base64.b64encode(b"k" * 32).decode()
+    report = await rotate(gateway.app.state.deps.uow, Vault.from_texts(new_key, [TEST_KYC_KEY]))
+    assert report.left is None
+    new_id = key_id(decode_key(new_key))
+    received = await rows(gateway, compliance_requests)
+    out = await rows(gateway, compliance_outgoing)
+    assert {r["data_key_id"] for r in received + out} == {new_id}
+    vault = Vault.from_texts(new_key)
+    from gateway.sep3_auth.service import request_context
+
+    [mine] = [r for r in received if r["sender_domain"] == "stellar.org"]
+    opened = vault.open(mine["data_key_id"], mine["data_sealed"], request_context(mine["id"]))
+    assert json.loads(opened)["sender"] == "alice*stellar.org"
+
+
+async def test_a_customer_can_allow_one_institution_their_data(gateway, bob):
+    from gateway.errors import NotFound
+
+    compliance = gateway.app.state.services.compliance
+    fi = Institution(gateway)  # bank.test: not listed in settings
+    response = await post(gateway, form(*fi.request(nonce="before", need_info=True)))
+    assert (response.status_code, response.json()["info_status"]) == (403, "denied")
+    await compliance.allow(bob[0], "Bank.Test", "operator:ana")
+    response = await post(gateway, form(*fi.request(nonce="after", need_info=True)))
+    assert response.status_code == 200
+    assert json.loads(response.json()["dest_info"]) == RECEIVER
+    other = Institution(gateway, domain="other.test")
+    response = await post(gateway, form(*other.request(nonce="other", need_info=True)))
+    assert response.json()["info_status"] == "denied"
+    await compliance.disallow(bob[0], "bank.test")
+    response = await post(gateway, form(*fi.request(nonce="later", need_info=True)))
+    assert response.json()["info_status"] == "denied"
+    with pytest.raises(NotFound):
+        await compliance.allow("no-such-customer", "bank.test", "operator:ana")
+    with pytest.raises(NotFound):
+        await compliance.disallow(bob[0], "bank.test")

@@ -607,6 +607,63 @@ async def test_federation_commands(build, database_url, monkeypatch, capsys):
     assert await asyncio.to_thread(run, "remove", "alice") == 1
 
 
+async def test_compliance_commands(build, database_url, monkeypatch, capsys, uow):
+    customer_id = await build(KEY_A).put(session(Keypair.random().public_key), SENDER, {})
+    async with uow() as u:
+        await u.compliance.add(
+            {
+                "id": "req-1",
+                "sender_domain": "bank.test",
+                "nonce": "n-1",
+                "data_digest": "d" * 64,
+                "sender": "alice*bank.test",
+                "fi_key": Keypair.random().public_key,
+                "memo": "ab" * 32,
+                "tx_hash": "cd" * 32,
+                "customer_id": customer_id,
+                "destination": Keypair.random().public_key,
+                "asset_code": "USD",
+                "asset_issuer": Keypair.random().public_key,
+                "amount": 1,
+                "need_info": False,
+                "tx_status": "pending",
+                "info_status": "ok",
+                "reason": "review",
+                "decided_by": None,
+                "data_key_id": "k",
+                "data_sealed": b"x",
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
+        await u.commit()
+    for name, value in {
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
+        "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
+        "GATEWAY_KYC_KEY": KEY_A,
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = ["--config", str(REPO / "config/testnet.toml")]
+
+    def run(*argv: str) -> int:
+        return main(["compliance", *argv, *config])
+
+    assert await asyncio.to_thread(run, "list", "--status", "pending") == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "req-1"
+    assert await asyncio.to_thread(run, "decide", "req-1", "--tx", "ok", "--operator", "ana") == 0
+    assert capsys.readouterr().out == "compliance request req-1: tx ok, info ok\n"
+    assert await asyncio.to_thread(run, "list", "--status", "pending") == 0
+    assert capsys.readouterr().out == ""
+    assert await asyncio.to_thread(run, "decide", "nope", "--tx", "ok", "--operator", "ana") == 1
+    capsys.readouterr()
+    assert await asyncio.to_thread(run, "allow", customer_id, "bank.test", "--operator", "ana") == 0
+    assert capsys.readouterr().out == f"bank.test may receive the data of customer {customer_id}\n"
+    async with uow(read_only=True) as u:
+        assert await u.compliance.allowed(customer_id, "bank.test")
+    assert await asyncio.to_thread(run, "sent") == 0
+
+
 async def test_a_code_sent_before_a_key_rotation_still_verifies(build, make_settings):
 
     types = json.dumps(

@@ -1,4 +1,5 @@
-"""SEP-3 requests we send to other institutions before paying their customers.
+"""SEP-3 requests we send to other institutions before paying their customers, and the
+institutions our customers allowed to receive their data.
 
 Revision ID: 0008
 Revises: 0007
@@ -45,8 +46,23 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_compliance_outgoing_status"), "compliance_outgoing", ["status"], unique=False
     )
+    op.create_table(
+        "compliance_consents",
+        sa.Column("customer_id", sa.String(length=36), nullable=False),
+        sa.Column("domain", sa.String(length=253), nullable=False),
+        sa.Column("recorded_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_compliance_consents_customer_id_customers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("customer_id", "domain", name=op.f("pk_compliance_consents")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("compliance_consents")
     op.drop_index(op.f("ix_compliance_outgoing_status"), table_name="compliance_outgoing")
     op.drop_table("compliance_outgoing")
