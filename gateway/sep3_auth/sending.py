@@ -229,7 +229,17 @@ class ComplianceSender:
         return {**row, **values}
 
     def _outcome(self, status: int, answer: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """What the answer says. Money moves only on a 200 whose statuses are both ok; a
+        denial in the body stands whatever the HTTP status (peers send `deny` too)."""
+        said = [
+            "denied" if s == "deny" else s
+            for s in (answer.get("tx_status"), answer.get("info_status"))
+        ]
         outcome = STATUS_OF.get(status, "error")
+        if "denied" in said:
+            outcome = "denied"
+        elif outcome == "ok" and said != ["ok", "ok"]:
+            outcome = "pending" if "pending" in said else "error"
         reason = answer.get("error")
         values: dict[str, Any] = {
             "status": outcome,

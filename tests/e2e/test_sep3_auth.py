@@ -564,3 +564,54 @@ async def test_a_customer_can_allow_one_institution_their_data(gateway, bob):
         await compliance.allow("no-such-customer", "bank.test", "operator:ana")
     with pytest.raises(NotFound):
         await compliance.disallow(bob[0], "bank.test")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "outcome", "wait"),
+    [
+        (200, {"tx_status": "ok", "info_status": "ok"}, "ok", None),
+        (403, {"tx_status": "deny", "info_status": "ok"}, "denied", None),
+        (200, {"tx_status": "deny", "info_status": "ok"}, "denied", None),
+        (200, {"tx_status": "ok"}, "error", None),  # an answer that does not say ok twice
+        (200, {"tx_status": "pending", "info_status": "ok", "pending": 30}, "pending", 30),
+        (202, {"tx_status": "pending", "info_status": "ok", "pending": 30}, "pending", 30),
+        (202, {"tx_status": "pending", "info_status": "ok", "pending": "soon"}, "pending", 600),
+        (400, {"error": "bad"}, "error", None),
+        (500, {"error": "Internal server error"}, "error", None),
+    ],
+)
+async def test_the_sending_side_reads_answers_cautiously(
+    gateway, bob, sending_side, status, answer, outcome, wait
+):
+    from datetime import timedelta
+
+    from gateway.db.tables import payouts
+
+    sender, clock = sending_side
+
+    class Scripted:
+        def __init__(self, real):
+            self.real = real
+
+        async def resolve(self, server, address):
+            return await self.real.resolve(server, address)
+
+        async def post_auth(self, server, data, sig):
+            return status, answer
+
+    sender._peers = Scripted(sender._peers)
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    sent = await sender.send(
+        receiver="bob*localhost:8000",
+        amount=Decimal("20"),
+        asset_code="USD",
+        asset_issuer=OURS,
+        customer_id=ann,
+        source_account=Keypair.random().public_key,
+    )
+    assert sent["status"] == outcome
+    queued = await rows(gateway, payouts, source="sep3_out")
+    assert len(queued) == (1 if outcome == "ok" else 0)
+    if wait is not None:
+        assert sent["next_attempt_at"] == clock.now + timedelta(seconds=wait)
