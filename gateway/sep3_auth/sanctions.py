@@ -95,7 +95,8 @@ class LocalListScreen:
         try:
             listed = self._current()
         except (OSError, ValueError, AttributeError, TypeError):
-            return Screening("error", "the sanctions list cannot be read")
+            # Our fault, not the sender's: an operator looks, the sender asks again later.
+            return Screening("pending", "the sanctions list cannot be read")
         name = name_tokens(sender_name(sender_info))
         if not name:
             return Screening("error", "sender_info: a name is required for screening")

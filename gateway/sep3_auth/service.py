@@ -40,6 +40,11 @@ log = logging.getLogger("gateway.sep3")
 
 OK, DENIED, PENDING, ERROR = "ok", "denied", "pending", "error"
 MAX_NONCE_CHARS = 128
+# What a sending institution is told of a screening outcome or an operator's review.
+PUBLIC_REASONS = {
+    DENIED: "the payment was not accepted by compliance review",
+    PENDING: "the payment waits for compliance review",
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,10 @@ class ComplianceService:
 
     async def _render(self, row: dict[str, Any]) -> Answer:
         result = answer(
-            row["tx_status"], row["info_status"], row["reason"], self._s.sep3.pending_seconds
+            row["tx_status"],
+            row["info_status"],
+            row["public_reason"],
+            self._s.sep3.pending_seconds,
         )
         if result.status == 200 and row["need_info"] and row["customer_id"]:
             data = await self._customers.personal_data(row["customer_id"])
@@ -187,16 +195,22 @@ class ComplianceService:
             muxed_id = payment.destination.account_muxed_id
             route = str(muxed_id) if muxed_id is not None else request.route
             record = await self._federation.customer_for_route(uow, route) if route else None
+            # `reason` is for operators; `public` is what the sender is told. A screening
+            # result is never told as such: no tipping off about lists or near matches.
             tx_status: str
             reason: str | None
+            public: str | None
             if record is None:
                 tx_status, reason = DENIED, "the recipient is not a customer of this anchor"
+                public = reason
             else:
                 screening = await self._screen.screen(request.sender_info)
                 tx_status, reason = screening.outcome, screening.reason
+                public = PUBLIC_REASONS.get(tx_status, reason)
                 threshold = self._s.sep3.review_above
                 if tx_status == OK and threshold and amount >= threshold:
                     tx_status, reason = PENDING, "payments of this amount wait for review"
+                    public = PUBLIC_REASONS[PENDING]
             info_status = OK
             if request.need_info:
                 shared = (domain, fi_key) in self._share_with or (
@@ -205,6 +219,7 @@ class ComplianceService:
                 info_status = OK if shared else DENIED
                 if info_status == DENIED and reason is None:
                     reason = "the recipient's information is not shared with this institution"
+                    public = reason
             request_id = str(uuid.uuid4())
             key_id, sealed = self._vault.seal(request.data, request_context(request_id))
             row = {
@@ -225,6 +240,7 @@ class ComplianceService:
                 "tx_status": tx_status,
                 "info_status": info_status,
                 "reason": reason[:512] if reason else None,
+                "public_reason": public[:256] if public else None,
                 "decided_by": None,
                 "data_key_id": key_id,
                 "data_sealed": sealed,
@@ -280,6 +296,7 @@ class ComplianceService:
             values: dict[str, Any] = {
                 "decided_by": operator[:128],
                 "reason": (reason or None) and reason[:512],
+                "public_reason": PUBLIC_REASONS[DENIED] if DENIED in (tx, info) else None,
             }
             if tx is not None:
                 values["tx_status"] = tx

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("tx_status", sa.String(length=8), nullable=False),
         sa.Column("info_status", sa.String(length=8), nullable=False),
         sa.Column("reason", sa.String(length=512), nullable=True),
+        sa.Column("public_reason", sa.String(length=256), nullable=True),
         sa.Column("decided_by", sa.String(length=128), nullable=True),
         sa.Column("data_key_id", sa.String(length=16), nullable=False),
         sa.Column("data_sealed", sa.LargeBinary(), nullable=False),
