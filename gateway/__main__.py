@@ -299,8 +299,8 @@ def cmd_watch_payments(args: argparse.Namespace) -> int:
         settings = _load_for_work(args)
     except ConfigError as exc:
         return _fail(exc.problems)
-    if not settings.seps.sep31:
-        return _fail(["seps.sep31: SEP-31 is switched off; there is nothing to watch"])
+    if not (settings.seps.sep31 or settings.seps.sep3):
+        return _fail(["seps: SEP-31 and SEP-3 are switched off; there is nothing to watch"])
 
     async def run() -> None:
         async with _services(settings) as (_, services):

@@ -186,7 +186,8 @@ def background_steps(
         steps.append(("kyc-reviews", services.reviews.deliver_once, OUTBOX_POLL_SECONDS))
     if settings.seps.sep3 and settings.outbox.run_in_server:
         steps.append(("compliance-resend", services.sender.post_due, OUTBOX_POLL_SECONDS * 5))
-    if settings.seps.sep31 and settings.sep31.watch_in_server:
+    # The watcher matches SEP-31 transfers and payments that SEP-3 requests authorized.
+    if (settings.seps.sep31 or settings.seps.sep3) and settings.sep31.watch_in_server:
         steps.extend(payment_steps(services))
     return steps
 

@@ -781,6 +781,13 @@ def _validate_kyc(s: Settings) -> list[str]:
 def _validate_sep3(s: Settings) -> list[str]:
     p: list[str] = []
     c = s.sep3
+    if s.seps.sep3 and s.federation.account not in ("", s.sep31.receiving_account):
+        p.append(
+            "federation.account: with sep3 on it must be sep31.receiving_account (or empty): "
+            "the payment watcher reads that account for authorized payments"
+        )
+    if s.seps.sep3 and not StrKey.is_valid_ed25519_public_key(s.sep31.receiving_account):
+        p.append("sep31.receiving_account: sep3 needs the G... account payments arrive at")
     if s.seps.sep3 and c.sanctions_list and not s.resolve_path(c.sanctions_list).is_file():
         p.append(f"sep3.sanctions_list: {c.sanctions_list} is not a file")
     if s.is_mainnet and s.seps.sep3 and not c.sanctions_list:

@@ -33,6 +33,8 @@ def _name_error(name: str) -> str | None:
         return f"must be 1 to {MAX_NAME_CHARS} characters"
     if any(ch.isspace() or ch in "*>" or not ch.isprintable() for ch in name):
         return "may not contain whitespace, '*', '>' or control characters"
+    if name.isdigit():
+        return "may not be all digits (a route of digits names a memo)"
     return None
 
 
@@ -114,11 +116,17 @@ class FederationService:
         return self._record(row)
 
     async def customer_for_route(self, uow: UnitOfWork, route: str) -> FederationRecord | None:
-        """The record a SEP-3 ``route`` names: a federation name (or address) or its memo."""
-        name = route.rpartition("*")[0] if "*" in route else route
-        row = await uow.federation.by_name(name.lower()) if name else None
-        if row is None and route.isdigit():
+        """The record a SEP-3 ``route`` names: a memo (all digits; names never are) or a
+        federation name, alone or as an address of our domain."""
+        if route.isascii() and route.isdigit():
             row = await uow.federation.by_memo(route)
+        else:
+            name, sep, domain = route.rpartition("*")
+            if not sep:
+                name = route
+            elif domain.lower() not in self._domains:
+                return None
+            row = await uow.federation.by_name(name.lower()) if not _name_error(name) else None
         return self._record(row) if row is not None else None
 
     # -- operators -----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stellar_sdk import MuxedAccount
+
 from gateway.outbound.horizon import Payment
 from gateway.payouts import LIVE, PayoutInstruction
 from gateway.types import to_stroops
@@ -28,6 +30,14 @@ class Matched:
     outcome: str
     note: str | None
     compliance_id: str | None
+
+
+def _paid_to(p: Payment, destination: str) -> bool:
+    """Whether the payment went to the (muxed) address the request authorized."""
+    if destination.startswith("M"):
+        muxed = MuxedAccount.from_account(destination)
+        return p.to == muxed.account_id and p.to_muxed_id == str(muxed.account_muxed_id)
+    return p.to == destination and p.to_muxed_id is None
 
 
 def hash_memo_hex(payment: Payment) -> str | None:
@@ -79,6 +89,8 @@ def _match(
     destination_of: Any,
 ) -> tuple[Matched, PayoutInstruction | None]:
     rid = r["id"]
+    if not _paid_to(p, r["destination"]):
+        return Matched("wrong_account", "paid to another address than authorized", rid), None
     if (p.asset_code, p.asset_issuer) != (r["asset_code"], r["asset_issuer"]):
         return Matched("wrong_asset", f"the request authorized {r['asset_code']}", rid), None
     if r["tx_status"] != "ok":
@@ -92,7 +104,7 @@ def _match(
     receiver = details.get(r["customer_id"] or "", {})
     destination, memo_type, memo, rail, problem = destination_of(OFF_CHAIN_RAIL, receiver)
     if problem is not None:
-        return Matched("matched", f"held for an operator: {problem}", rid), None
+        return Matched("held", f"held for an operator: {problem}", rid), None
     return Matched("matched", None, rid), PayoutInstruction(
         source=SOURCE,
         source_id=rid,

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from stellar_sdk import Account, Asset, StrKey, TransactionBuilder
 
-from gateway.errors import InvalidField, NotFound, RemoteTomlError
-from gateway.outbound.compliance_peers import CompliancePeers, PeerError
+from gateway.errors import GatewayError, InvalidField, NotFound, RemoteTomlError
+from gateway.outbound.compliance_peers import CompliancePeers, PeerError, check_url
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain
 from gateway.payouts import PayoutInstruction, PayoutQueue
 from gateway.personal_data import Vault
@@ -100,14 +100,18 @@ class ComplianceSender:
         except RemoteTomlError as exc:
             raise InvalidField("receiver", exc.message) from None
         auth_server, federation = toml.get("AUTH_SERVER"), toml.get("FEDERATION_SERVER")
-        if not isinstance(auth_server, str) or not isinstance(federation, str):
+        if isinstance(auth_server, str) and isinstance(federation, str):
+            insecure = self._s.outbound.insecure_hosts
+            auth_server = check_url(auth_server, "the receiver's AUTH_SERVER", insecure)
+            federation = check_url(federation, "the receiver's FEDERATION_SERVER", insecure)
+        else:
             raise InvalidField(
                 "receiver", f"{domain} publishes no AUTH_SERVER or FEDERATION_SERVER"
             )
         record = await self._peers.resolve(federation, receiver)
         destination = record.get("account_id")
         if not isinstance(destination, str) or not StrKey.is_valid_ed25519_public_key(destination):
-            raise PeerError(f"the federation record of {receiver} has no valid account_id")
+            raise PeerError("the receiver's federation record has no valid account_id")
         customer = await self._customers.personal_data(customer_id)
         sender_info = {k: customer[k] for k in SENDER_FIELDS if k in customer}
         if not sender_info:
@@ -220,12 +224,7 @@ class ComplianceSender:
             if values.get("status") == "ok":
                 await self._queue_payment(uow, row)
             await uow.commit()
-        log.info(
-            "sep3 request %s to %s: %s",
-            request_id,
-            row["receiver"],
-            values.get("status", "no answer"),
-        )
+        log.info("sep3 request %s: %s", request_id, values.get("status", "no answer"))
         return {**row, **values}
 
     def _outcome(self, status: int, answer: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -274,5 +273,8 @@ class ComplianceSender:
         async with self._uow(read_only=True) as uow:
             due = await uow.outgoing.due(self._clock(), batch)
         for request_id in due:
-            await self.post(request_id)
+            try:
+                await self.post(request_id)
+            except GatewayError as exc:  # one request that cannot be posted holds no other
+                log.warning("sep3 request %s not posted: %s", request_id, exc.message)
         return len(due)

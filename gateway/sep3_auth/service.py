@@ -40,6 +40,26 @@ log = logging.getLogger("gateway.sep3")
 
 OK, DENIED, PENDING, ERROR = "ok", "denied", "pending", "error"
 MAX_NONCE_CHARS = 128
+# What dest_info shares of the recipient: who they are and where they live (what AML
+# screening needs), never account numbers, documents or contact details.
+DEST_INFO_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "additional_name",
+        "address",
+        "city",
+        "postal_code",
+        "state_or_province",
+        "address_country_code",
+        "birth_date",
+        "birth_place",
+        "birth_country_code",
+        "organization.name",
+        "organization.registered_address",
+        "organization.address_country_code",
+    }
+)
 # What a sending institution is told of a screening outcome or an operator's review.
 PUBLIC_REASONS = {
     DENIED: "the payment was not accepted by compliance review",
@@ -94,15 +114,9 @@ class ComplianceService:
         self._screen = screen
         self._vault = vault
         self._clock = clock
-        self._accounts = {
-            a
-            for a in (
-                settings.federation_account,
-                settings.sep31.receiving_account,
-                *settings.accounts,
-            )
-            if a
-        }
+        # Only the account the payment watcher reads: a payment elsewhere would never be
+        # matched to its authorization (settings require federation.account to be it).
+        self._accounts = {settings.sep31.receiving_account}
         self._assets = {(a.code, a.issuer): a for a in settings.assets}
         self._share_with = {(p.domain, p.signing_key) for p in settings.sep3.share_with}
         # A transaction's hash: SHA-256 of network id, ENVELOPE_TYPE_TX and its v1 XDR.
@@ -159,7 +173,8 @@ class ComplianceService:
         )
         if result.status == 200 and row["need_info"] and row["customer_id"]:
             data = await self._customers.personal_data(row["customer_id"])
-            result.body["dest_info"] = json.dumps(data, sort_keys=True)
+            shared = {k: v for k, v in data.items() if k in DEST_INFO_FIELDS}
+            result.body["dest_info"] = json.dumps(shared, sort_keys=True)
         return result
 
     def _payment(self, request: AuthRequest) -> tuple[Payment, Any]:
@@ -189,6 +204,8 @@ class ComplianceService:
         committed before it is answered."""
         digest = hashlib.sha256(request.data).hexdigest()
         amount = Decimal(payment.amount)
+        # Screening may call out (an HTTP adapter): before the transaction, not inside it.
+        screening = await self._screen.screen(request.sender_info)
         async with self._uow() as uow:
             # A re-post meets the stored request when it inserts (ON CONFLICT): new requests,
             # the common case, need no look-up first.
@@ -204,7 +221,6 @@ class ComplianceService:
                 tx_status, reason = DENIED, "the recipient is not a customer of this anchor"
                 public = reason
             else:
-                screening = await self._screen.screen(request.sender_info)
                 tx_status, reason = screening.outcome, screening.reason
                 public = PUBLIC_REASONS.get(tx_status, reason)
                 threshold = self._s.sep3.review_above

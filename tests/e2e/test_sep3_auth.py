@@ -18,7 +18,7 @@ from stellar_sdk.memo import HashMemo, TextMemo
 
 from gateway.db.tables import compliance_requests
 from tests.fakes.sep12 import rows
-from tests.fakes.sep31 import RECEIVER, partner_for
+from tests.fakes.sep31 import partner_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,7 +83,7 @@ def gateway_env(sanctions, org_toml) -> dict[str, str]:
     return {
         "GATEWAY_SEPS_SEP3": "true",
         "GATEWAY_STELLAR_TOML": str(org_toml),
-        "GATEWAY_FEDERATION_ACCOUNT": OURS,
+        "GATEWAY_SEP31_RECEIVING_ACCOUNT": OURS,  # also what federation answers
         "GATEWAY_ASSETS": json.dumps(
             [
                 {
@@ -355,7 +355,8 @@ async def test_recipient_data_goes_only_to_allow_listed_institutions(gateway, bo
     listed = Institution(gateway, domain="stellar.org", keypair=V3_KEY)
     response = await post(gateway, form(*listed.request(need_info=True)))
     assert response.status_code == 200
-    assert json.loads(response.json()["dest_info"]) == RECEIVER
+    # Who the recipient is, not their account numbers.
+    assert json.loads(response.json()["dest_info"]) == {"first_name": "Lee", "last_name": "Sun"}
     other = Institution(gateway)
     response = await post(gateway, form(*other.request(need_info=True)))
     assert response.status_code == 403
@@ -564,7 +565,8 @@ async def test_a_customer_can_allow_one_institution_their_data(gateway, bob):
     await compliance.allow(bob[0], "Bank.Test", "operator:ana")
     response = await post(gateway, form(*fi.request(nonce="after", need_info=True)))
     assert response.status_code == 200
-    assert json.loads(response.json()["dest_info"]) == RECEIVER
+    # Who the recipient is, not their account numbers.
+    assert json.loads(response.json()["dest_info"]) == {"first_name": "Lee", "last_name": "Sun"}
     other = Institution(gateway, domain="other.test")
     response = await post(gateway, form(*other.request(nonce="other", need_info=True)))
     assert response.json()["info_status"] == "denied"
@@ -626,3 +628,134 @@ async def test_the_sending_side_reads_answers_cautiously(
     assert len(queued) == (1 if outcome == "ok" else 0)
     if wait is not None:
         assert sent["next_attempt_at"] == clock.now + timedelta(seconds=wait)
+
+
+# -- what a review found ---------------------------------------------------------------------
+
+
+async def test_a_route_of_digits_is_a_memo_and_names_are_never_digits(gateway, bob):
+    from gateway.errors import InvalidField
+
+    federation = gateway.app.state.services.federation
+    partner = await partner_for(gateway)
+    _sender, mallory = await partner.customers()
+    with pytest.raises(InvalidField, match="may not be all digits"):
+        await federation.register(bob[1], mallory)  # a name that is bob's memo
+    fi = Institution(gateway)
+    for i, route in enumerate(("bob*localhost:8000", "BOB*localhost", bob[1])):
+        assert (
+            await post(gateway, form(*fi.request(nonce=f"r{i}", route=route)))
+        ).status_code == 200
+    response = await post(gateway, form(*fi.request(nonce="elsewhere", route="bob*other.test")))
+    assert (response.status_code, response.json()["tx_status"]) == (403, "denied")
+    assert {
+        r["customer_id"] for r in await rows(gateway, compliance_requests) if r["tx_status"] == "ok"
+    } == {bob[0]}
+
+
+@pytest.mark.parametrize("bad", ["\u0000", "\ud800"])
+async def test_nul_and_lone_surrogates_are_refused_not_stored(gateway, bob, bad):
+    fi = Institution(gateway)
+    for kwargs in ({"nonce": f"n{bad}"}, {"route": f"bob{bad}"}):
+        response = await post(gateway, form(*fi.request(**kwargs)))
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("attachment: must not hold NUL")
+    data, _ = fi.request()
+    data = data.replace("alice*", "al\\u0000ice*")
+    response = await post(gateway, form(data, fi.sign(data)))
+    assert response.status_code == 400 and response.json()["error"].startswith("data: ")
+    assert await rows(gateway, compliance_requests) == []
+
+
+async def test_the_sending_side_refuses_unusable_receiver_urls_before_storing(
+    gateway, bob, sending_side
+):
+    from gateway.db.tables import compliance_outgoing
+    from gateway.outbound.compliance_peers import PeerError
+
+    sender, _clock = sending_side
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    for auth in (
+        "https://[x/auth",
+        "ftp://bank.test/auth",
+        "http://10.0.0.1/auth",
+        "https://a\tb/",
+    ):
+        gateway.tomls.serve(
+            "bank.test",
+            {
+                "SIGNING_KEY": Keypair.random().public_key,
+                "AUTH_SERVER": auth,
+                "FEDERATION_SERVER": "https://bank.test/federation",
+            },
+        )
+        sender._tomls = gateway.app.state.deps.tomls.__class__(
+            gateway.tomls.client(), insecure_hosts=["localhost"]
+        )
+        with pytest.raises(PeerError):
+            await sender.send(
+                receiver="bob*bank.test",
+                amount=Decimal("20"),
+                asset_code="USD",
+                asset_issuer=OURS,
+                customer_id=ann,
+                source_account=Keypair.random().public_key,
+            )
+    assert await rows(gateway, compliance_outgoing) == []
+
+
+async def test_an_authorized_payment_that_cannot_be_paid_out_is_held_and_refundable(gateway, bob):
+    from gateway.outbound.horizon import Payment
+    from gateway.sep3_auth.payments import match_compliance_payments
+
+    fi = Institution(gateway)
+    data, sig = fi.request()
+    assert (await post(gateway, form(data, sig))).status_code == 200
+    [req] = await rows(gateway, compliance_requests)
+    memo = base64.b64encode(bytes.fromhex(req["memo"])).decode()
+    from datetime import UTC, datetime
+
+    def payment(to=OURS, muxed=None, pid="1"):
+        return Payment(
+            pid,
+            pid,
+            "payment",
+            "ab" * 32,
+            Keypair.random().public_key,
+            to,
+            muxed,
+            "USD",
+            OURS,
+            Decimal("20"),
+            datetime.now(UTC),
+            "hash",
+            memo,
+            1,
+        )
+
+    def no_way(_rail, _receiver):
+        return None, None, None, None, "the receiver's crypto_memo is not a valid memo"
+
+    async with gateway.app.state.deps.uow() as uow:
+        found, queued, _ = await match_compliance_payments(
+            uow,
+            gateway.app.state.services.customers,
+            [payment(muxed="5", pid="2"), payment()],
+            no_way,
+        )
+    assert (found["2"].outcome, found["1"].outcome, queued) == ("wrong_account", "held", [])
+
+
+async def test_the_payment_watcher_runs_for_sep3_even_without_sep31(gateway):
+    import dataclasses
+
+    from gateway.app import background_steps
+
+    s = gateway.settings
+    only_sep3 = dataclasses.replace(s, seps=dataclasses.replace(s.seps, sep31=False))
+    steps = background_steps(only_sep3, gateway.app.state.deps, gateway.app.state.services)
+    assert {"payment-watcher", "compliance-resend"} <= {name for name, _, _ in steps}
+    neither = dataclasses.replace(only_sep3, seps=dataclasses.replace(only_sep3.seps, sep3=False))
+    steps = background_steps(neither, gateway.app.state.deps, gateway.app.state.services)
+    assert "payment-watcher" not in {name for name, _, _ in steps}

@@ -211,6 +211,12 @@ def test_testnet_refuses_the_public_passphrase():
         ({"GATEWAY_SEP10_CLIENT_DOMAIN": "maybe"}, "sep10.client_domain: must be one of"),
         ({"GATEWAY_ACCOUNTS": "GABC"}, "accounts: 'GABC' is not a G... account id"),
         ({"GATEWAY_FEDERATION_ACCOUNT": "GABC"}, "federation.account: must be the G... account"),
+        (
+            {
+                "GATEWAY_FEDERATION_ACCOUNT": "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
+            },
+            "federation.account: with sep3 on it must be sep31.receiving_account",
+        ),
         ({"GATEWAY_SEP3_SANCTIONS_LIST": "nowhere.json"}, "sep3.sanctions_list: nowhere.json is"),
         ({"GATEWAY_SEP3_PENDING_SECONDS": "0"}, "sep3.pending_seconds: must be between"),
         (
