@@ -492,6 +492,7 @@ def cmd_compliance_send(args: argparse.Namespace) -> int:
             customer_id=args.customer,
             source_account=args.source,
             need_info=args.need_info,
+            request_key=args.key,
         )
 
     row = _with_services(args, job)
@@ -812,6 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
     c_send.add_argument("--customer", required=True, help="our SEP-12 customer who pays")
     c_send.add_argument("--source", required=True, help="the account the payment leaves from")
     c_send.add_argument("--need-info", action="store_true", help="ask for the receiver's data")
+    c_send.add_argument(
+        "--key", help="your id for this payment: sending again with it asks nothing new"
+    )
     c_send.set_defaults(func=cmd_compliance_send)
     c_allow = with_config(
         comp_sub.add_parser("allow", help="a customer allows an institution their data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -104,8 +104,21 @@ class OutgoingRequests:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
 
-    async def add(self, row: dict[str, Any]) -> None:
-        await self._conn.execute(insert(compliance_outgoing).values(**row))
+    async def add(self, row: dict[str, Any]) -> bool:
+        """False when its request_key is taken (nothing is written)."""
+        dialect_insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = await self._conn.execute(
+            dialect_insert(compliance_outgoing)
+            .values(**row)
+            .on_conflict_do_nothing()
+            .returning(_o.id)
+        )
+        return inserted.first() is not None
+
+    async def by_key(self, request_key: str) -> dict[str, Any] | None:
+        query = select(compliance_outgoing).where(_o.request_key == request_key)
+        row = (await self._conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
 
     async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         query = select(compliance_outgoing).where(_o.id == request_id)

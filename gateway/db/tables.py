@@ -112,6 +112,8 @@ compliance_outgoing = Table(
     Column("receiver", String(256), nullable=False),  # their federation address
     Column("auth_server", String(512), nullable=False),
     Column("nonce", String(64), nullable=False, unique=True),
+    # The operator's key for this payment: sending again with it returns this request.
+    Column("request_key", String(128), nullable=True, unique=True),
     Column("destination", String(56), nullable=False),
     Column("memo", String(64), nullable=False),  # hash memo of the payment, hex
     Column("asset_code", String(12), nullable=False),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from stellar_sdk import Account, Asset, StrKey, TransactionBuilder
 
-from gateway.errors import GatewayError, InvalidField, NotFound, RemoteTomlError
+from gateway.errors import Conflict, GatewayError, InvalidField, NotFound, RemoteTomlError
 from gateway.outbound.compliance_peers import CompliancePeers, PeerError, check_url
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain
 from gateway.payouts import PayoutInstruction, PayoutQueue
@@ -83,7 +83,17 @@ class ComplianceSender:
         customer_id: str,
         source_account: str,
         need_info: bool = False,
+        request_key: str | None = None,
     ) -> dict[str, Any]:
+        """Ask, and pay on ok. With a ``request_key`` (the operator's id for this payment),
+        sending again returns the first request as it stands and asks nothing new."""
+        if request_key is not None:
+            if not 1 <= len(request_key) <= 128 or not request_key.isprintable():
+                raise InvalidField("request_key", "must be 1 to 128 printable characters")
+            async with self._uow(read_only=True) as uow:
+                earlier = await uow.outgoing.by_key(request_key)
+            if earlier is not None:
+                return await self._same_request(earlier, receiver, amount, asset_code, customer_id)
         if self._peers is None:
             raise InvalidField("peers", "no outbound client is configured")
         name, sep, domain = receiver.rpartition("*")
@@ -161,12 +171,13 @@ class ComplianceSender:
         request_id = str(uuid.uuid4())
         key_id, sealed = self._vault.seal(data.encode(), data_context(request_id))
         async with self._uow() as uow:
-            await uow.outgoing.add(
+            added = await uow.outgoing.add(
                 {
                     "id": request_id,
                     "receiver": receiver,
                     "auth_server": auth_server,
                     "nonce": nonce,
+                    "request_key": request_key,
                     "destination": destination,
                     "memo": memo.hex(),
                     "asset_code": asset_code,
@@ -186,8 +197,25 @@ class ComplianceSender:
                     "updated_at": now,
                 }
             )
+            if not added:  # the same key, sent at the same time: that one stands
+                earlier = await uow.outgoing.by_key(request_key or "")
+                assert earlier is not None
+                return await self._same_request(earlier, receiver, amount, asset_code, customer_id)
             await uow.commit()
         return await self.post(request_id)
+
+    async def _same_request(
+        self, earlier: dict[str, Any], receiver: str, amount: Decimal, code: str, customer: str
+    ) -> dict[str, Any]:
+        same = (
+            earlier["receiver"],
+            earlier["amount"],
+            earlier["asset_code"],
+            earlier["customer_id"],
+        )
+        if same != (receiver, to_stroops(amount), code, customer):
+            raise Conflict("request_key: already used for another payment")
+        return await self.post(earlier["id"])
 
     async def post(self, request_id: str) -> dict[str, Any]:
         """Post a stored request (again) and keep what the answer says."""

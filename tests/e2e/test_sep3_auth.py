@@ -759,3 +759,33 @@ async def test_the_payment_watcher_runs_for_sep3_even_without_sep31(gateway):
     neither = dataclasses.replace(only_sep3, seps=dataclasses.replace(only_sep3.seps, sep3=False))
     steps = background_steps(neither, gateway.app.state.deps, gateway.app.state.services)
     assert "payment-watcher" not in {name for name, _, _ in steps}
+
+
+async def test_sending_again_with_the_same_key_asks_nothing_new(gateway, bob, sending_side):
+    from gateway.db.tables import compliance_outgoing, payouts
+    from gateway.errors import Conflict
+
+    sender, _clock = sending_side
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    source = Keypair.random().public_key
+
+    async def send(amount="20", key="pay-1"):
+        return await sender.send(
+            receiver="bob*localhost:8000",
+            amount=Decimal(amount),
+            asset_code="USD",
+            asset_issuer=OURS,
+            customer_id=ann,
+            source_account=source,
+            request_key=key,
+        )
+
+    first = await send()
+    again = await send()  # e.g. after a timeout, the operator runs the command again
+    assert (first["status"], again["id"]) == ("ok", first["id"])
+    with pytest.raises(Conflict, match="request_key: already used for another payment"):
+        await send(amount="21")
+    assert len(await rows(gateway, compliance_outgoing)) == 1
+    assert len(await rows(gateway, compliance_requests)) == 1
+    assert len(await rows(gateway, payouts, source="sep3_out")) == 1

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("receiver", sa.String(length=256), nullable=False),
         sa.Column("auth_server", sa.String(length=512), nullable=False),
         sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("request_key", sa.String(length=128), nullable=True),
         sa.Column("destination", sa.String(length=56), nullable=False),
         sa.Column("memo", sa.String(length=64), nullable=False),
         sa.Column("asset_code", sa.String(length=12), nullable=False),
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_compliance_outgoing")),
         sa.UniqueConstraint("nonce", name=op.f("uq_compliance_outgoing_nonce")),
+        sa.UniqueConstraint("request_key", name=op.f("uq_compliance_outgoing_request_key")),
     )
     op.create_index(
         op.f("ix_compliance_outgoing_status"), "compliance_outgoing", ["status"], unique=False
