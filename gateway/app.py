@@ -133,7 +133,8 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         tomls=deps.tomls,
         federation=federation,
         customers=customers,
-        screen=LocalListScreen(settings.resolve_path(sanctions_list) if sanctions_list else None),
+        screen=deps.screening
+        or LocalListScreen(settings.resolve_path(sanctions_list) if sanctions_list else None),
         vault=vault,
         clock=now,
     )

@@ -20,6 +20,7 @@ from gateway.outbound.horizon import Horizon, HttpxHorizon
 from gateway.outbound.kyc_provider import HttpxKycProvider, KycProvider
 from gateway.outbound.notifier import LogNotifier, Notifier
 from gateway.outbound.stellar_toml import HttpxStellarTomls, StellarTomls
+from gateway.sep3_auth.sanctions import HttpSanctionsScreen, SanctionsScreen
 from gateway.settings import Settings
 
 USER_AGENT = f"stellar-gateway/{__version__}"
@@ -34,6 +35,7 @@ class Deps:
     notifier: Notifier = field(default_factory=LogNotifier)
     kyc_provider: KycProvider | None = None
     peers: CompliancePeers | None = None  # other institutions' SEP-2/SEP-3 servers
+    screening: SanctionsScreen | None = None  # None: the local sanctions list
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     uow: UnitOfWorkFactory = field(init=False)
@@ -104,6 +106,17 @@ def build_deps(settings: Settings) -> Deps:
             settings.kyc.provider_secret.reveal(),
             timeout=settings.kyc.provider_timeout_seconds,
         )
+    screening = None
+    if settings.sep3.screening == "http" and settings.sep3.screening_secret is not None:
+        # The operator's own screening service may sit on a private network: a plain client.
+        screening_client = httpx.AsyncClient(headers=headers, follow_redirects=False)
+        closers.append(screening_client.aclose)
+        screening = HttpSanctionsScreen(
+            screening_client,
+            settings.sep3.screening_url,
+            settings.sep3.screening_secret.reveal(),
+            timeout=settings.sep3.screening_timeout_seconds,
+        )
     return Deps(
         engine=engine,
         horizon=HttpxHorizon(horizon_client),
@@ -111,6 +124,7 @@ def build_deps(settings: Settings) -> Deps:
         # Callback URLs are the clients' choice: the guarded client, public addresses only.
         callbacks=HttpxCallbackEndpoints(callback_client),
         kyc_provider=kyc_provider,
+        screening=screening,
         peers=HttpxCompliancePeers(
             outbound_client, insecure_hosts=settings.outbound.insecure_hosts
         ),

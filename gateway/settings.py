@@ -211,6 +211,12 @@ class Sep3PartnerSettings:
 class Sep3Settings:
     """The compliance AUTH_SERVER (SEP-3)."""
 
+    # Who screens senders: "list" (the local sanctions list below) or "http" (a screening
+    # service at screening_url, signed with GATEWAY_SEP3_SCREENING_SECRET).
+    screening: Literal["list", "http"] = "list"
+    screening_url: str = ""
+    screening_secret: Secret | None = None
+    screening_timeout_seconds: float = 5.0
     # A local sanctions list (JSON: names, addresses, countries), reloaded when it changes.
     sanctions_list: str = ""
     # Payments of this amount or more wait for an operator (0: never).
@@ -300,6 +306,7 @@ _SECRET_PATHS = frozenset(
         ("kyc", "key"),
         ("kyc", "old_keys"),
         ("kyc", "provider_secret"),
+        ("sep3", "screening_secret"),
     }
 )
 # GATEWAY_* names that are not settings: the config path and the scripts' own switches.
@@ -790,7 +797,17 @@ def _validate_sep3(s: Settings) -> list[str]:
         p.append("sep31.receiving_account: sep3 needs the G... account payments arrive at")
     if s.seps.sep3 and c.sanctions_list and not s.resolve_path(c.sanctions_list).is_file():
         p.append(f"sep3.sanctions_list: {c.sanctions_list} is not a file")
-    if s.is_mainnet and s.seps.sep3 and not c.sanctions_list:
+    if s.seps.sep3 and c.screening == "http":
+        reason = _is_url(c.screening_url, allow_path=True)
+        if reason:
+            p.append(f"sep3.screening_url: {reason}")
+        elif s.is_mainnet and not c.screening_url.startswith("https://"):
+            p.append("sep3.screening_url: mainnet needs an https:// screening service")
+        if c.screening_secret is None:
+            p.append("sep3.screening_secret: set GATEWAY_SEP3_SCREENING_SECRET")
+    if not 0 < c.screening_timeout_seconds <= 60:
+        p.append("sep3.screening_timeout_seconds: must be between 0 and 60")
+    if s.is_mainnet and s.seps.sep3 and c.screening == "list" and not c.sanctions_list:
         p.append("sep3.sanctions_list: mainnet needs a sanctions list to answer SEP-3 requests")
     if c.review_above < 0:
         p.append("sep3.review_above: must not be negative")

@@ -3,17 +3,23 @@
 A list file is JSON: ``{"names": [...], "addresses": [...], "countries": [...]}``. Names
 match without regard to case, accents, punctuation or word order; a name one letter off a
 listed one (or a listed name inside a longer one) is a near match and waits for an operator.
-The file is read again whenever it changes on disk.
+The file is read again whenever it changes on disk. Or an HTTP screening service.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import httpx
+
+from gateway.outbound.kyc_provider import signature_header
 
 Outcome = Literal["ok", "denied", "pending", "error"]
 
@@ -111,3 +117,46 @@ class LocalListScreen:
         if any(_near(name, entry) for entry in listed.names):
             return Screening("pending", "the sender's name is close to a listed one")
         return Screening("ok")
+
+
+class HttpSanctionsScreen:
+    """An external screening service. Request: POST JSON ``{"sender_info": {...}}`` with
+    ``X-Gateway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``. Answer:
+    ``{"outcome": "ok" | "denied" | "pending", "reason": "..."}``. No usable answer in time
+    holds the request for an operator (pending): the sender asks again later."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        secret: str,
+        *,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._client = client
+        self._url = url
+        self._secret = secret.encode()
+        self._timeout = timeout
+        self._clock = clock
+
+    async def screen(self, sender_info: dict[str, Any] | None) -> Screening:
+        if not sender_info:
+            return Screening("error", "attachment: transaction.sender_info is required")
+        body = json.dumps({"sender_info": sender_info}, sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Gateway-Signature": signature_header(self._secret, body, int(self._clock())),
+        }
+        try:
+            response = await self._client.post(
+                self._url, content=body, headers=headers, timeout=self._timeout
+            )
+            answer = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            answer = None
+        outcome = answer.get("outcome") if isinstance(answer, dict) else None
+        if outcome not in ("ok", "denied", "pending"):
+            return Screening("pending", "the screening service gave no usable answer")
+        reason = answer.get("reason") if isinstance(answer, dict) else None
+        return Screening(outcome, str(reason)[:512] if reason else None)
