@@ -42,8 +42,8 @@ class ComplianceRequests:
         return dict(row._mapping) if row is not None else None
 
     async def by_memos(self, memos: list[str]) -> dict[str, dict[str, Any]]:
-        """The requests with these hash memos (hex), one per memo: an authorized one when
-        there is one."""
+        """The requests with these hash memos (hex), one per memo: the authorized one when
+        there is one ("ambiguous" when there are several)."""
         if not memos:
             return {}
         columns = [c for c in compliance_requests.c if c.name != "data_sealed"]
@@ -51,7 +51,12 @@ class ComplianceRequests:
         out: dict[str, dict[str, Any]] = {}
         for r in rows:
             row = dict(r._mapping)
-            if row["memo"] not in out or row["tx_status"] == "ok":
+            earlier = out.get(row["memo"])
+            if earlier is not None and "ok" == earlier["tx_status"] == row["tx_status"]:
+                # Two institutions were authorized for one attachment: which customer the
+                # payment is for cannot be told apart, so nobody is paid without an operator.
+                out[row["memo"]] = {**earlier, "tx_status": "ambiguous"}
+            elif earlier is None or row["tx_status"] == "ok":
                 out[row["memo"]] = row
         return out
 

@@ -789,3 +789,34 @@ async def test_sending_again_with_the_same_key_asks_nothing_new(gateway, bob, se
     assert len(await rows(gateway, compliance_outgoing)) == 1
     assert len(await rows(gateway, compliance_requests)) == 1
     assert len(await rows(gateway, payouts, source="sep3_out")) == 1
+
+
+async def test_no_mangled_request_gets_a_server_error(gateway, bob):
+    import random
+
+    fi = Institution(gateway)
+    rng = random.Random(3)
+    data, sig = fi.request()
+    body = form(data, sig)
+    seen = set()
+    for i in range(300):
+        mangled = bytearray(body)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(mangled))
+            mangled[at] = rng.choice(b'%&=+\x00\xff{}[]"\\AZaz09/')
+        if i % 3 == 0:  # also re-signed, so the checks after the signature are reached
+            text = bytes(mangled).split(b"&sig=")[0].removeprefix(b"data=")
+            from urllib.parse import unquote_to_bytes
+
+            raw = unquote_to_bytes(text.replace(b"+", b" "))
+            mangled = bytearray(
+                b"data="
+                + quote(raw, safe="").encode()
+                + b"&sig="
+                + quote(base64.b64encode(fi.keypair.sign(raw)).decode(), safe="").encode()
+            )
+        response = await post(gateway, bytes(mangled))
+        assert response.status_code in (200, 202, 400, 403, 413), response.text
+        assert response.headers["content-type"].startswith("application/json")
+        seen.add(response.status_code)
+    assert 400 in seen

@@ -1097,7 +1097,9 @@ async def test_a_transfer_resumes_however_many_newer_ones_still_wait(gw, partner
 # -- SEP-3: payments that compliance requests authorized -----------------------------------------
 
 
-async def authorized(gw, partner, attachment: str, *, amount=200_000_000, status="ok") -> str:
+async def authorized(
+    gw, partner, attachment: str, *, amount=200_000_000, status="ok", domain="bank.test"
+) -> str:
     """A stored SEP-3 request for our receiver, as the AUTH_SERVER leaves it; its id."""
     import hashlib
     import uuid
@@ -1110,7 +1112,7 @@ async def authorized(gw, partner, attachment: str, *, amount=200_000_000, status
         await uow.compliance.add(
             {
                 "id": request_id,
-                "sender_domain": "bank.test",
+                "sender_domain": domain,
                 "nonce": attachment,
                 "data_digest": "d" * 64,
                 "sender": "alice*bank.test",
@@ -1147,15 +1149,18 @@ async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
     ok = await authorized(gw, partner, '{"nonce":"a"}')
     held = await authorized(gw, partner, '{"nonce":"b"}', status="pending")
     short = await authorized(gw, partner, '{"nonce":"c"}')
+    twice = await authorized(gw, partner, '{"nonce":"d"}')
+    twice_too = await authorized(gw, partner, '{"nonce":"d"}', domain="other.test")
     paid(sender, hash_memo('{"nonce":"a"}'), "20")
     paid(sender, hash_memo('{"nonce":"a"}'), "20")  # the same payment again
     paid(sender, hash_memo('{"nonce":"b"}'), "20")
     paid(sender, hash_memo('{"nonce":"c"}'), "19")
     paid(sender, hash_memo('{"nonce":"a"}'), "20", Asset.native())
     paid(sender, hash_memo('{"nonce":"z"}'), "20")  # authorized by no one
+    paid(sender, hash_memo('{"nonce":"d"}'), "20")  # authorized for two institutions
     await drain(services(gw).watcher)
     seen = await incoming(gw)
-    assert [(r["outcome"], r["compliance_id"]) for r in seen] == [
+    assert [(r["outcome"], r["compliance_id"]) for r in seen[:-1]] == [
         ("matched", ok),
         ("duplicate", ok),
         ("unauthorized", held),
@@ -1163,6 +1168,8 @@ async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
         ("wrong_asset", ok),
         ("unknown_memo", None),
     ]
+    assert seen[-1]["outcome"] == "unauthorized" and seen[-1]["compliance_id"] in (twice, twice_too)
+    assert seen[-1]["note"] == "the compliance request is ambiguous"
     [payout] = await rows(gw, payouts, source="sep3")
     assert (payout["source_id"], payout["amount"], payout["status"]) == (ok, 200_000_000, "ready")
     assert payout["customer_id"] == partner._ids[1]  # type: ignore[attr-defined]
