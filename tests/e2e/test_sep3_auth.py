@@ -449,6 +449,19 @@ def sending_side(gateway, make_settings):
     return sender, clock
 
 
+async def ask_and_pay(sender, customer, amount="20", *, receiver="bob*localhost:8000", **kw):
+    """Our sending side paying ``amount`` USD to ``receiver`` for our ``customer``."""
+    kw.setdefault("source_account", Keypair.random().public_key)
+    return await sender.send(
+        receiver=receiver,
+        amount=Decimal(amount),
+        asset_code="USD",
+        asset_issuer=OURS,
+        customer_id=customer,
+        **kw,
+    )
+
+
 async def test_a_round_trip_between_two_institutions(gateway, bob, sending_side):
     from gateway.db.tables import compliance_outgoing, payouts
 
@@ -458,15 +471,7 @@ async def test_a_round_trip_between_two_institutions(gateway, bob, sending_side)
     ivan = await partner.kyc.put_id({"memo": "8", "first_name": "Ivan", "last_name": "Badguy"})
 
     async def send(customer, amount, **kw):
-        return await sender.send(
-            receiver="bob*localhost:8000",
-            amount=amount,
-            asset_code="USD",
-            asset_issuer=OURS,
-            customer_id=customer,
-            source_account=Keypair.random().public_key,
-            **kw,
-        )
+        return await ask_and_pay(sender, customer, amount, **kw)
 
     ok = await send(ann, Decimal("20"))
     assert ok["status"] == "ok"
@@ -531,14 +536,7 @@ async def test_key_rotation_reseals_requests_received_and_sent(gateway, bob, sen
     gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
     listed = Institution(gateway, domain="stellar.org", keypair=V3_KEY)
     assert (await post(gateway, form(*listed.request(need_info=True)))).status_code == 200
-    sent = await sender.send(
-        receiver="bob*localhost:8000",
-        amount=Decimal("20"),
-        asset_code="USD",
-        asset_issuer=OURS,
-        customer_id=ann,
-        source_account=Keypair.random().public_key,
-    )
+    sent = await ask_and_pay(sender, ann)
     assert sent["status"] == "ok"
     new_key = base64.b64encode(b"k" * 32).decode()
     report = await rotate(gateway.app.state.deps.uow, Vault.from_texts(new_key, [TEST_KYC_KEY]))
@@ -615,14 +613,7 @@ async def test_the_sending_side_reads_answers_cautiously(
     sender._peers = Scripted(sender._peers)
     partner = await partner_for(gateway)
     ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
-    sent = await sender.send(
-        receiver="bob*localhost:8000",
-        amount=Decimal("20"),
-        asset_code="USD",
-        asset_issuer=OURS,
-        customer_id=ann,
-        source_account=Keypair.random().public_key,
-    )
+    sent = await ask_and_pay(sender, ann)
     assert sent["status"] == outcome
     queued = await rows(gateway, payouts, source="sep3_out")
     assert len(queued) == (1 if outcome == "ok" else 0)
@@ -694,14 +685,7 @@ async def test_the_sending_side_refuses_unusable_receiver_urls_before_storing(
             gateway.tomls.client(), insecure_hosts=["localhost"]
         )
         with pytest.raises(PeerError):
-            await sender.send(
-                receiver="bob*bank.test",
-                amount=Decimal("20"),
-                asset_code="USD",
-                asset_issuer=OURS,
-                customer_id=ann,
-                source_account=Keypair.random().public_key,
-            )
+            await ask_and_pay(sender, ann, receiver="bob*bank.test")
     assert await rows(gateway, compliance_outgoing) == []
 
 
@@ -771,15 +755,7 @@ async def test_sending_again_with_the_same_key_asks_nothing_new(gateway, bob, se
     source = Keypair.random().public_key
 
     async def send(amount="20", key="pay-1"):
-        return await sender.send(
-            receiver="bob*localhost:8000",
-            amount=Decimal(amount),
-            asset_code="USD",
-            asset_issuer=OURS,
-            customer_id=ann,
-            source_account=source,
-            request_key=key,
-        )
+        return await ask_and_pay(sender, ann, amount, source_account=source, request_key=key)
 
     first = await send()
     again = await send()  # e.g. after a timeout, the operator runs the command again

@@ -41,6 +41,7 @@ from tests.conftest import (
     VERIFY_PHONE,
 )
 from tests.fakes.callbacks import FakeNotifier
+from tests.fakes.sep3 import compliance_row
 from tests.fakes.sep12 import JPEG, PNG, dump_tables
 
 KEY_A = TEST_KYC_KEY
@@ -170,30 +171,7 @@ async def test_federation_names_and_memos_are_unique_and_go_with_their_customer(
 
 
 async def test_compliance_requests_are_kept_once_per_domain_and_nonce(uow):
-    row = {
-        "id": "r1",
-        "sender_domain": "bank.test",
-        "nonce": "n-1",
-        "data_digest": "d" * 64,
-        "sender": "alice*bank.test",
-        "fi_key": Keypair.random().public_key,
-        "memo": "ab" * 32,
-        "tx_hash": "cd" * 32,
-        "customer_id": None,
-        "destination": Keypair.random().public_key,
-        "asset_code": "USD",
-        "asset_issuer": Keypair.random().public_key,
-        "amount": 200_000_000,
-        "need_info": True,
-        "tx_status": "pending",
-        "info_status": "ok",
-        "reason": "review",
-        "decided_by": None,
-        "data_key_id": "k",
-        "data_sealed": b"sealed",
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
+    row = compliance_row(id="r1", need_info=True, reason="review")
     async with uow() as u:
         assert await u.compliance.add(row) is True
         assert await u.compliance.add({**row, "id": "r2"}) is False  # same domain and nonce
@@ -610,32 +588,7 @@ async def test_federation_commands(build, database_url, monkeypatch, capsys):
 async def test_compliance_commands(build, database_url, monkeypatch, capsys, uow):
     customer_id = await build(KEY_A).put(session(Keypair.random().public_key), SENDER, {})
     async with uow() as u:
-        await u.compliance.add(
-            {
-                "id": "req-1",
-                "sender_domain": "bank.test",
-                "nonce": "n-1",
-                "data_digest": "d" * 64,
-                "sender": "alice*bank.test",
-                "fi_key": Keypair.random().public_key,
-                "memo": "ab" * 32,
-                "tx_hash": "cd" * 32,
-                "customer_id": customer_id,
-                "destination": Keypair.random().public_key,
-                "asset_code": "USD",
-                "asset_issuer": Keypair.random().public_key,
-                "amount": 1,
-                "need_info": False,
-                "tx_status": "pending",
-                "info_status": "ok",
-                "reason": "review",
-                "decided_by": None,
-                "data_key_id": "k",
-                "data_sealed": b"x",
-                "created_at": NOW,
-                "updated_at": NOW,
-            }
-        )
+        await u.compliance.add(compliance_row(id="req-1", customer_id=customer_id, amount=1))
         await u.commit()
     for name, value in {
         "GATEWAY_DATABASE_URL": database_url,

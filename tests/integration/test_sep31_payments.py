@@ -1102,41 +1102,26 @@ async def authorized(
 ) -> str:
     """A stored SEP-3 request for our receiver, as the AUTH_SERVER leaves it; its id."""
     import hashlib
-    import uuid
+
+    from tests.fakes.sep3 import compliance_row
 
     if not hasattr(partner, "_ids"):
         partner._ids = await partner.customers()  # type: ignore[attr-defined]
-    request_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
+    row = compliance_row(
+        sender_domain=domain,
+        nonce=attachment,
+        memo=hashlib.sha256(attachment.encode()).hexdigest(),
+        customer_id=partner._ids[1],  # type: ignore[attr-defined]
+        destination=RECEIVING,
+        asset_code="GWUSD",
+        asset_issuer=ISSUER,
+        amount=amount,
+        tx_status=status,
+    )
     async with gw.app.state.deps.uow() as uow:
-        await uow.compliance.add(
-            {
-                "id": request_id,
-                "sender_domain": domain,
-                "nonce": attachment,
-                "data_digest": "d" * 64,
-                "sender": "alice*bank.test",
-                "fi_key": Keypair.random().public_key,
-                "memo": hashlib.sha256(attachment.encode()).hexdigest(),
-                "tx_hash": "cd" * 32,
-                "customer_id": partner._ids[1],  # type: ignore[attr-defined]
-                "destination": RECEIVING,
-                "asset_code": "GWUSD",
-                "asset_issuer": ISSUER,
-                "amount": amount,
-                "need_info": False,
-                "tx_status": status,
-                "info_status": "ok",
-                "reason": None,
-                "decided_by": None,
-                "data_key_id": "k",
-                "data_sealed": b"sealed",
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        await uow.compliance.add(row)
         await uow.commit()
-    return request_id
+    return str(row["id"])
 
 
 def hash_memo(attachment: str) -> HashMemo:
