@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -557,8 +557,8 @@ async def test_rotate_kyc_command(build, database_url, monkeypatch, capsys, engi
     assert f"{key_id(decode_key(KEY_C))} (1)" in err and "GATEWAY_KYC_OLD_KEYS" in err
 
 
-async def test_federation_commands(build, database_url, monkeypatch, capsys):
-    customer_id = await build(KEY_A).put(session(Keypair.random().public_key), SENDER, {})
+def command_runner(group: str, database_url: str, monkeypatch) -> Callable[..., int]:
+    """`gateway <group> ...` against the test database, as an operator runs it."""
     for name, value in {
         "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
@@ -569,7 +569,14 @@ async def test_federation_commands(build, database_url, monkeypatch, capsys):
     config = ["--config", str(REPO / "config/testnet.toml")]
 
     def run(*argv: str) -> int:
-        return main(["federation", *argv, *config])
+        return main([group, *argv, *config])
+
+    return run
+
+
+async def test_federation_commands(build, database_url, monkeypatch, capsys):
+    customer_id = await build(KEY_A).put(session(Keypair.random().public_key), SENDER, {})
+    run = command_runner("federation", database_url, monkeypatch)
 
     assert await asyncio.to_thread(run, "add", "Alice", customer_id) == 0
     added = capsys.readouterr().out
@@ -590,17 +597,7 @@ async def test_compliance_commands(build, database_url, monkeypatch, capsys, uow
     async with uow() as u:
         await u.compliance.add(compliance_row(id="req-1", customer_id=customer_id, amount=1))
         await u.commit()
-    for name, value in {
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
-        "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
-        "GATEWAY_KYC_KEY": KEY_A,
-    }.items():
-        monkeypatch.setenv(name, value)
-    config = ["--config", str(REPO / "config/testnet.toml")]
-
-    def run(*argv: str) -> int:
-        return main(["compliance", *argv, *config])
+    run = command_runner("compliance", database_url, monkeypatch)
 
     assert await asyncio.to_thread(run, "list", "--status", "pending") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "req-1"
