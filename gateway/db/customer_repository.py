@@ -94,7 +94,7 @@ _s = customer_type_status.c
 _f = customer_fields.c
 # Customers with their statuses of some types and the state of each of their fields (no
 # values), in one query: the rows are each customer's statuses times its fields.
-_FOR_CHECK = (
+_FOR_CHECK_ALL = (
     select(
         *_CUSTOMER_COLUMNS,
         _s.type,
@@ -116,7 +116,12 @@ _FOR_CHECK = (
             ),
         ).outerjoin(customer_fields, _f.customer_id == customers.c.id)
     )
-    .where(customers.c.id.in_(bindparam("ids", expanding=True)))
+)
+_FOR_CHECK = _FOR_CHECK_ALL.where(customers.c.id.in_(bindparam("ids", expanding=True)))
+_FOR_CHECK_IDENTITY = _FOR_CHECK_ALL.where(
+    customers.c.account == bindparam("account"),
+    customers.c.memo_type == bindparam("memo_type"),
+    customers.c.memo == bindparam("memo"),
 )
 
 
@@ -128,6 +133,20 @@ class CheckedCustomer:
     customer: CustomerRow
     statuses: dict[str, TypeStatusRow]
     fields: dict[str, tuple[str, str | None]]
+
+
+def _checked(rows: Any) -> dict[str, CheckedCustomer]:
+    """Rows of the for-check queries (statuses times fields per customer), gathered."""
+    found: dict[str, CheckedCustomer] = {}
+    for row in rows:
+        checked = found.get(row[0])
+        if checked is None:
+            checked = found[row[0]] = CheckedCustomer(CustomerRow(*row[:5]), {}, {})
+        if row[5] is not None:
+            checked.statuses[row[5]] = TypeStatusRow(*row[5:11])
+        if row[11] is not None:
+            checked.fields[row[11]] = (row[12], row[13])
+    return found
 
 
 class Customers:
@@ -192,17 +211,17 @@ class Customers:
     ) -> dict[str, CheckedCustomer]:
         """Each of these customers that exists, with its stored statuses of those types and
         its fields' states, in one query."""
-        found: dict[str, CheckedCustomer] = {}
         params = {"ids": customer_ids, "types": type_names}
-        for row in await self._conn.execute(_FOR_CHECK, params):
-            checked = found.get(row[0])
-            if checked is None:
-                checked = found[row[0]] = CheckedCustomer(CustomerRow(*row[:5]), {}, {})
-            if row[5] is not None:
-                checked.statuses[row[5]] = TypeStatusRow(*row[5:11])
-            if row[11] is not None:
-                checked.fields[row[11]] = (row[12], row[13])
-        return found
+        return _checked(await self._conn.execute(_FOR_CHECK, params))
+
+    async def for_check_identity(
+        self, identity: tuple[str, str, str], type_names: list[str]
+    ) -> CheckedCustomer | None:
+        """``for_check`` of the customer with this (account, memo_type, memo)."""
+        account, memo_type, memo = identity
+        params = {"account": account, "memo_type": memo_type, "memo": memo, "types": type_names}
+        found = _checked(await self._conn.execute(_FOR_CHECK_IDENTITY, params))
+        return next(iter(found.values()), None)
 
     async def values_named(
         self, customer_ids: list[str], names: tuple[str, ...]

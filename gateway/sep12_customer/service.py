@@ -200,28 +200,27 @@ class CustomerService:
             if await self._transactions.owner_of(str(transaction_id)) != session.account:
                 raise NotFound("transaction not found")
         customer_id = params.get("id")
+        # One query: the customer, its stored status for the type and its fields' states.
         async with self._uow(read_only=True) as uow:
             if customer_id not in (None, ""):
                 self.owner(session, params.get("account"))  # a stray account is refused
-                found = await uow.customers.with_type_status(
-                    spec.name, customer_id=str(customer_id)
-                )
-                if found is None or not self.may_see(session, found[0]):
+                cid = str(customer_id)
+                found = (await uow.customers.for_check([cid], [spec.name])).get(cid)
+                if found is None or not self.may_see(session, found.customer):
                     raise NotFound(CUSTOMER_NOT_FOUND)
             else:
                 o = self.owner(
                     session, params.get("account"), params.get("memo"), params.get("memo_type")
                 )
-                found = await uow.customers.with_type_status(
-                    spec.name, identity=(o.account, o.memo_type, o.memo)
+                found = await uow.customers.for_check_identity(
+                    (o.account, o.memo_type, o.memo), [spec.name]
                 )
                 if found is None:
                     return document(None, spec, Evaluation(Status.NEEDS_INFO, (), None, False), {})
-            customer, stored = found
-            rows = await uow.customers.fields(customer.id)
-        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
-        ev = self._evaluate(spec, provided, stored, customer.version)
-        return document(customer.id, spec, ev, provided)
+        provided = {n: Provided(*state) for n, state in found.fields.items()}
+        stored = found.statuses.get(spec.name)
+        ev = self._evaluate(spec, provided, stored, found.customer.version)
+        return document(found.customer.id, spec, ev, provided)
 
     async def _state(
         self, uow: UnitOfWork, customer_id: str
