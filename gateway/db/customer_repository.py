@@ -94,28 +94,25 @@ _s = customer_type_status.c
 _f = customer_fields.c
 # Customers with their statuses of some types and the state of each of their fields (no
 # values), in one query: the rows are each customer's statuses times its fields.
-_FOR_CHECK_ALL = (
-    select(
-        *_CUSTOMER_COLUMNS,
-        _s.type,
-        _s.status,
-        _s.decision,
-        _s.decision_version,
-        _s.message,
-        _s.review_version,
-        _f.name,
-        _f.status,
-        _f.error,
-    )
-    .select_from(
-        customers.outerjoin(
-            customer_type_status,
-            and_(
-                _s.customer_id == customers.c.id,
-                _s.type.in_(bindparam("types", expanding=True)),
-            ),
-        ).outerjoin(customer_fields, _f.customer_id == customers.c.id)
-    )
+_FOR_CHECK_ALL = select(
+    *_CUSTOMER_COLUMNS,
+    _s.type,
+    _s.status,
+    _s.decision,
+    _s.decision_version,
+    _s.message,
+    _s.review_version,
+    _f.name,
+    _f.status,
+    _f.error,
+).select_from(
+    customers.outerjoin(
+        customer_type_status,
+        and_(
+            _s.customer_id == customers.c.id,
+            _s.type.in_(bindparam("types", expanding=True)),
+        ),
+    ).outerjoin(customer_fields, _f.customer_id == customers.c.id)
 )
 _FOR_CHECK = _FOR_CHECK_ALL.where(customers.c.id.in_(bindparam("ids", expanding=True)))
 _FOR_CHECK_IDENTITY = _FOR_CHECK_ALL.where(

@@ -1,0 +1,77 @@
+"""Reading a bulk disbursement CSV: time and peak memory for a file of ``--rows`` rows.
+
+    .venv/bin/python bench/csv_ingest.py --rows 100000
+
+Writes the file (untimed), then reads it in a fresh process, 64 KB at a time, through
+gateway.disbursement.read_rows, and prints wall time, rows/s and that process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stellar_sdk import Keypair, MuxedAccount
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(path: Path, rows: int) -> None:
+    accounts = [Keypair.random().public_key for _ in range(1000)]
+    with path.open("w") as f:
+        f.write("receiver_reference,amount,asset_code,destination,memo,external_payment_id\n")
+        for i in range(rows):
+            destination = accounts[i % 1000]
+            memo = str(i + 1)
+            if i % 10 == 0:
+                destination, memo = MuxedAccount(destination, i + 1).account_muxed, ""
+            elif i % 10 == 1:
+                destination = f"user{i}*bank.example"
+            f.write(f"emp-{i},{i % 5000 + 1}.25,USDC,{destination},{memo},pay-{i}\n")
+
+
+def read(path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from gateway.disbursement import read_rows
+
+    t0 = time.perf_counter()
+    with path.open("rb") as f:
+        reading = read_rows(iter(lambda: f.read(65_536), b""), {"USDC": 7})
+    elapsed = time.perf_counter() - t0
+    assert reading.ok, reading.problems[:3]
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "rows": len(reading.rows),
+                "seconds": round(elapsed, 2),
+                "rows_per_s": round(len(reading.rows) / elapsed),
+                "peak_rss_mib": round(peak_mib, 1),
+            }
+        )
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--read", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.read:
+        read(args.read)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "disbursement.csv"
+        write(path, args.rows)
+        print(f"{path.stat().st_size / 1e6:.1f} MB file", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--read", str(path)], check=True)
+
+
+if __name__ == "__main__":
+    main()
