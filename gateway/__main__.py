@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stellar_sdk import Keypair
@@ -246,8 +247,8 @@ def _with_services(args: argparse.Namespace, job: Callable[[Deps, Services], Awa
 
     try:
         return asyncio.run(run())
-    except GatewayError as exc:
-        raise CommandFailed([exc.message]) from None
+    except GatewayError as exc:  # with every problem it lists (a refused file's rows)
+        raise CommandFailed([exc.message, *exc.extra.get("problems", ())]) from None
 
 
 def _load_for_work(args: argparse.Namespace) -> Settings:
@@ -521,6 +522,25 @@ def cmd_compliance_allow(args: argparse.Namespace) -> int:
     _with_services(args, job)
     verb = "may no longer" if args.remove else "may"
     print(f"{args.domain.lower()} {verb} receive the data of customer {args.customer}")
+    return 0
+
+
+def cmd_disbursements_upload(args: argparse.Namespace) -> int:
+    try:
+        content = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CommandFailed([f"{args.file}: {exc.strerror}"], code=2) from None
+
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.upload(
+            content, name=args.name, uploaded_by=f"operator:{args.operator}"
+        )
+
+    row = _with_services(args, job)
+    print(
+        f"disbursement {row['id']} ({row['status']}): {row['payments']} payments, "
+        f"totals in stroops {row['total']}"
+    )
     return 0
 
 
@@ -828,6 +848,14 @@ def build_parser() -> argparse.ArgumentParser:
     c_sent = with_config(comp_sub.add_parser("sent", help="requests we sent, newest first"))
     c_sent.add_argument("--limit", type=int, default=100)
     c_sent.set_defaults(func=cmd_compliance_sent)
+
+    dis = sub.add_parser("disbursements", help="bulk disbursements")
+    dis_sub = dis.add_subparsers(dest="disbursements", required=True)
+    d_up = with_config(dis_sub.add_parser("upload", help="a CSV file as a draft disbursement"))
+    d_up.add_argument("file")
+    d_up.add_argument("--name", required=True)
+    d_up.add_argument("--operator", required=True)
+    d_up.set_defaults(func=cmd_disbursements_upload)
 
     fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
     fed_sub = fed.add_subparsers(dest="federation", required=True)

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount
 from gateway import sep1, sep10
 from gateway.db.migrate import schema_status
 from gateway.deps import Deps, build_deps
+from gateway.disbursement.service import DisbursementService
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
 from gateway.federation import FederationService
@@ -72,6 +73,7 @@ class Services:
     federation: FederationService
     compliance: ComplianceService
     sender: ComplianceSender  # SEP-3 requests we send before paying another institution
+    disbursements: DisbursementService
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
 
@@ -144,6 +146,7 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         watcher=watcher,
         federation=federation,
         compliance=compliance,
+        disbursements=DisbursementService(settings, uow=deps.uow, clock=now),
         sender=ComplianceSender(
             settings,
             uow=deps.uow,

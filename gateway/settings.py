@@ -228,6 +228,14 @@ class Sep3Settings:
 
 
 @dataclass(frozen=True)
+class DisbursementSettings:
+    """Bulk disbursements (payout engine)."""
+
+    approvals: int = 1  # distinct approvers before a disbursement starts (never the uploader)
+    max_upload_bytes: int = 50_000_000
+
+
+@dataclass(frozen=True)
 class FederationSettings:
     # The account that name*home_domain addresses pay, with each customer's id memo.
     # Empty: sep31.receiving_account.
@@ -264,6 +272,7 @@ class Settings:
     sep31: Sep31Settings = field(default_factory=Sep31Settings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     sep3: Sep3Settings = field(default_factory=Sep3Settings)
+    disbursement: DisbursementSettings = field(default_factory=DisbursementSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     assets: tuple[AssetSettings, ...] = ()
     # Testnet only: where generated secrets are kept so a restart can read its own data.
@@ -778,6 +787,10 @@ def _validate_kyc(s: Settings) -> list[str]:
     p.extend(_validate_sep31(s))
     p.extend(_validate_federation(s))
     p.extend(_validate_sep3(s))
+    if not 0 <= s.disbursement.approvals <= 10:
+        p.append("disbursement.approvals: must be between 0 and 10")
+    if s.is_mainnet and s.disbursement.approvals < 1:
+        p.append("disbursement.approvals: mainnet needs at least one approver")
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):

@@ -134,6 +134,44 @@ compliance_outgoing = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# -- Bulk disbursements --------------------------------------------------------------------
+disbursements = Table(
+    "disbursements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False),
+    # draft | ready | started | paused | completed | canceled
+    Column("status", String(16), nullable=False, index=True),
+    Column("uploaded_by", String(128), nullable=False),
+    Column("approvals_needed", Integer, nullable=False),
+    Column("approvers", Text, nullable=False),  # JSON list
+    Column("payments", Integer, nullable=False),
+    Column("total", Text, nullable=False),  # JSON {asset code: stroops}
+    Column("original", LargeBinary, nullable=False),  # the file as uploaded
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+disbursement_payments = Table(
+    "disbursement_payments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("disbursement_id", String(36), nullable=False, index=True),
+    Column("line", Integer, nullable=False),
+    Column("receiver_reference", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("asset_code", String(12), nullable=False),
+    Column("destination", String(256), nullable=False),
+    Column("memo_type", String(8), nullable=True),
+    Column("memo", String(64), nullable=True),
+    # unique across every disbursement ever: a re-upload never pays twice
+    Column("external_payment_id", String(64), nullable=True, unique=True),
+    # draft | ready | pending | success | failed | canceled
+    Column("status", String(16), nullable=False),
+    Column("failure", String(512), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # -- SEP-12 customers ----------------------------------------------------------------------
 # Personal data only ever sits in `value` / `content` columns, sealed by gateway.personal_data
 # with the key named in `key_id`.

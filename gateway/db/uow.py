@@ -13,6 +13,7 @@ from gateway.db.compliance_repository import (
     SealedCompliance,
 )
 from gateway.db.customer_repository import Customers
+from gateway.db.disbursement_repository import Disbursements
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
 from gateway.db.outbox_repository import Outbox
@@ -33,6 +34,7 @@ class UnitOfWork:
     compliance: ComplianceRequests
     outgoing: OutgoingRequests
     sealed_compliance: SealedCompliance
+    disbursements: Disbursements
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class UnitOfWork:
         self.compliance = ComplianceRequests(conn)
         self.outgoing = OutgoingRequests(conn)
         self.sealed_compliance = SealedCompliance(conn)
+        self.disbursements = Disbursements(conn)
         return self
 
     async def commit(self) -> None:

@@ -1,0 +1,66 @@
+"""Bulk disbursements and their payments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db.tables import disbursement_payments, disbursements
+
+_p = disbursement_payments.c
+_EXISTING_IDS = select(_p.external_payment_id, _p.disbursement_id).where(
+    _p.external_payment_id.in_(bindparam("ids", expanding=True))
+)
+ID_BATCH = 1000  # external ids looked up per query
+
+
+class Disbursements:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def paid_ids(self, external_ids: list[str]) -> dict[str, str]:
+        """Of these external payment ids, those already in a disbursement: id -> its id."""
+        found: dict[str, str] = {}
+        for i in range(0, len(external_ids), ID_BATCH):
+            batch = external_ids[i : i + ID_BATCH]
+            for external_id, disbursement_id in await self._conn.execute(
+                _EXISTING_IDS, {"ids": batch}
+            ):
+                found[external_id] = disbursement_id
+        return found
+
+    async def add(self, row: dict[str, Any], payments: list[dict[str, Any]]) -> None:
+        await self._conn.execute(insert(disbursements).values(**row))
+        for i in range(0, len(payments), 5000):
+            await self._conn.execute(insert(disbursement_payments), payments[i : i + 5000])
+
+    async def get(self, disbursement_id: str) -> dict[str, Any] | None:
+        columns = [c for c in disbursements.c if c.name != "original"]
+        row = (
+            await self._conn.execute(select(*columns).where(disbursements.c.id == disbursement_id))
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def original(self, disbursement_id: str) -> bytes | None:
+        row = (
+            await self._conn.execute(
+                select(disbursements.c.original).where(disbursements.c.id == disbursement_id)
+            )
+        ).first()
+        return bytes(row[0]) if row is not None else None
+
+    async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        columns = [c for c in disbursements.c if c.name != "original"]
+        query = select(*columns).order_by(disbursements.c.created_at.desc()).limit(limit)
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+    async def payments(self, disbursement_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        query = (
+            select(disbursement_payments)
+            .where(_p.disbursement_id == disbursement_id)
+            .order_by(_p.line)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in await self._conn.execute(query)]

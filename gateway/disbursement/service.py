@@ -1,0 +1,121 @@
+"""Bulk disbursements: upload (all-or-nothing), and what operators see of them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from gateway.disbursement.csv_rows import read_rows
+from gateway.disbursement.model import DisbursementStatus, PaymentStatus
+from gateway.errors import BadRequest, InvalidField, NotFound, PayloadTooLarge
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWorkFactory
+
+CHUNK = 65_536
+
+
+class RowsRefused(BadRequest):
+    """A file with problems: every one of them, and nothing kept."""
+
+    def __init__(self, problems: list[str], more: int = 0):
+        count = len(problems) + more
+        super().__init__(
+            f"the file has {count} problem(s); nothing was kept",
+            problems=problems,
+            more_problems=more,
+        )
+
+
+class DisbursementService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self._s = settings
+        self._uow = uow
+        self._clock = clock
+        self._decimals = {a.code: a.decimals for a in settings.assets}
+
+    async def upload(self, content: bytes, *, name: str, uploaded_by: str) -> dict[str, Any]:
+        """A new draft disbursement from a CSV file, or RowsRefused listing every problem."""
+        if not name or len(name) > 128:
+            raise InvalidField("name", "must be 1 to 128 characters")
+        if not uploaded_by or len(uploaded_by) > 128:
+            raise InvalidField("uploaded_by", "must be 1 to 128 characters")
+        if len(content) > self._s.disbursement.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"files are at most {self._s.disbursement.max_upload_bytes} bytes"
+            )
+        chunks = (content[i : i + CHUNK] for i in range(0, len(content), CHUNK))
+        reading = read_rows(chunks, self._decimals)
+        if not reading.ok:
+            raise RowsRefused(reading.problems, reading.more_problems)
+        if not reading.rows:
+            raise RowsRefused(["line 2: row: the file has no payments"])
+        now = self._clock()
+        disbursement_id = str(uuid.uuid4())
+        totals: dict[str, int] = defaultdict(int)
+        payments = []
+        for r in reading.rows:
+            totals[r.asset_code] += r.amount
+            payments.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "disbursement_id": disbursement_id,
+                    "line": r.line,
+                    "receiver_reference": r.receiver_reference,
+                    "amount": r.amount,
+                    "asset_code": r.asset_code,
+                    "destination": r.destination,
+                    "memo_type": r.memo_type,
+                    "memo": r.memo,
+                    "external_payment_id": r.external_payment_id,
+                    "status": str(PaymentStatus.DRAFT),
+                    "failure": None,
+                    "updated_at": now,
+                }
+            )
+        external = [r.external_payment_id for r in reading.rows if r.external_payment_id]
+        async with self._uow() as uow:
+            # Against every earlier disbursement: a re-upload never pays twice. The unique
+            # index is the backstop for two uploads at the same moment.
+            paid = await uow.disbursements.paid_ids(external)
+            if paid:
+                lines = {r.external_payment_id: r.line for r in reading.rows}
+                problems = [
+                    f"line {lines[e]}: external_payment_id: is in disbursement {d} already"
+                    for e, d in sorted(paid.items(), key=lambda item: lines[item[0]])
+                ]
+                raise RowsRefused(problems)
+            row = {
+                "id": disbursement_id,
+                "name": name,
+                "status": str(DisbursementStatus.DRAFT),
+                "uploaded_by": uploaded_by,
+                "approvals_needed": self._s.disbursement.approvals,
+                "approvers": "[]",
+                "payments": len(payments),
+                "total": json.dumps(dict(totals), sort_keys=True),
+                "original": content,
+                "created_at": now,
+                "updated_at": now,
+            }
+            await uow.disbursements.add(row, payments)
+            await uow.commit()
+        return {k: v for k, v in row.items() if k != "original"}
+
+    async def get(self, disbursement_id: str) -> dict[str, Any]:
+        async with self._uow(read_only=True) as uow:
+            found = await uow.disbursements.get(disbursement_id)
+        if found is None:
+            raise NotFound("disbursement not found")
+        return found

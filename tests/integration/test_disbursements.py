@@ -1,0 +1,116 @@
+"""Bulk disbursement uploads on SQLite and PostgreSQL: all or nothing, the original file kept,
+external payment ids never paid twice across uploads, and the operators' command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from stellar_sdk import Keypair
+
+from gateway.__main__ import main
+from gateway.db.tables import disbursement_payments, disbursements
+from gateway.db.uow import UnitOfWorkFactory
+from gateway.disbursement.service import DisbursementService, RowsRefused
+from tests.conftest import REPO, TEST_JWT_SECRET, TEST_KYC_KEY, TEST_SIGNING_SECRET
+
+pytestmark = pytest.mark.asyncio
+
+G = Keypair.random().public_key
+HEADER = "receiver_reference,amount,asset_code,destination,memo,external_payment_id\n"
+
+
+@pytest.fixture
+def service(make_settings, engine) -> DisbursementService:
+    return DisbursementService(make_settings(), uow=UnitOfWorkFactory(engine))
+
+
+async def count(engine, table) -> int:
+    async with engine.connect() as conn:
+        return len((await conn.execute(table.select())).all())
+
+
+async def test_a_good_file_becomes_a_draft_with_its_payments_and_the_original(service, engine):
+    content = (
+        HEADER + f"emp-1,10.50,GWUSD,{G},7,pay-1\nemp-2,2,GWUSD,bob*bank.example,,pay-2\n"
+    ).encode()
+    made = await service.upload(content, name="November payroll", uploaded_by="operator:ana")
+    assert (made["status"], made["payments"], json.loads(made["total"])) == (
+        "draft",
+        2,
+        {"GWUSD": 125_000_000},
+    )
+    assert (made["approvals_needed"], made["uploaded_by"]) == (1, "operator:ana")
+    async with engine.connect() as conn:
+        rows = (await conn.execute(disbursement_payments.select())).mappings().all()
+        original = (await conn.execute(disbursements.select())).mappings().one()["original"]
+    assert bytes(original) == content
+    assert sorted((r["line"], r["amount"], r["status"]) for r in rows) == [
+        (2, 105_000_000, "draft"),
+        (3, 20_000_000, "draft"),
+    ]
+
+
+async def test_a_file_with_problems_or_paid_ids_changes_nothing(service, engine):
+    await service.upload((HEADER + f"a,1,GWUSD,{G},,pay-1\n").encode(), name="one", uploaded_by="x")
+    again = HEADER + f"b,1,GWUSD,{G},,pay-2\nc,1,GWUSD,{G},,pay-1\n"
+    with pytest.raises(RowsRefused) as refused:
+        await service.upload(again.encode(), name="two", uploaded_by="x")
+    first = (await service_list(engine))[0]
+    assert refused.value.extra["problems"] == [
+        f"line 3: external_payment_id: is in disbursement {first} already"
+    ]
+    with pytest.raises(RowsRefused) as bad:
+        await service.upload(
+            (HEADER + "b,-1,GWUSD,nowhere,,\n").encode(), name="x", uploaded_by="x"
+        )
+    assert bad.value.extra["problems"] == [
+        "line 2: amount: must be a positive decimal number with at most 7 decimals",
+        "line 2: destination: must be a G... or M... account or a federation address name*domain",
+    ]
+    with pytest.raises(RowsRefused):
+        await service.upload(HEADER.encode(), name="empty", uploaded_by="x")
+    assert (await count(engine, disbursements), await count(engine, disbursement_payments)) == (
+        1,
+        1,
+    )
+
+
+async def service_list(engine) -> list[str]:
+    async with engine.connect() as conn:
+        return [
+            r[0]
+            for r in await conn.execute(
+                disbursements.select().with_only_columns(disbursements.c.id)
+            )
+        ]
+
+
+async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, engine):
+    for name, value in {
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_SIGNING_SECRET": TEST_SIGNING_SECRET,
+        "GATEWAY_JWT_SECRET": TEST_JWT_SECRET,
+        "GATEWAY_KYC_KEY": TEST_KYC_KEY,
+    }.items():
+        monkeypatch.setenv(name, value)
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(HEADER + f"a,1,GWUSD,{G},,p-1\n")
+    bad.write_text(HEADER + f"a,1,EURT,{G},,p-2\nb,x,GWUSD,{G},,p-3\n")
+    config = ["--config", str(REPO / "config/testnet.toml")]
+
+    def run(path) -> int:
+        return main(
+            ["disbursements", "upload", str(path), "--name", "n", "--operator", "ana", *config]
+        )
+
+    assert await asyncio.to_thread(run, good) == 0
+    assert "1 payments" in capsys.readouterr().out
+    assert await asyncio.to_thread(run, bad) == 1
+    err = capsys.readouterr().err
+    assert "the file has 2 problem(s); nothing was kept" in err
+    assert "line 2: asset_code: 'EURT' is not an asset paid out here" in err
+    assert "line 3: amount: must be a positive decimal number" in err
+    assert await asyncio.to_thread(run, tmp_path / "missing.csv") == 2
+    assert await count(engine, disbursement_payments) == 1
