@@ -544,6 +544,21 @@ def cmd_disbursements_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disbursements_act(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.act(
+            args.id, args.action, f"operator:{args.operator}", args.reason
+        )
+
+    row = _with_services(args, job)
+    approvals = len(json.loads(row["approvers"]))
+    print(
+        f"disbursement {row['id']}: {row['status']} "
+        f"({approvals} of {row['approvals_needed']} approvals)"
+    )
+    return 0
+
+
 def cmd_kyc_decide(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> Any:
         return await services.customers.decide(
@@ -856,6 +871,12 @@ def build_parser() -> argparse.ArgumentParser:
     d_up.add_argument("--name", required=True)
     d_up.add_argument("--operator", required=True)
     d_up.set_defaults(func=cmd_disbursements_upload)
+    d_act = with_config(dis_sub.add_parser("act", help="ready, approve, pause or cancel"))
+    d_act.add_argument("id")
+    d_act.add_argument("action", choices=["ready", "approve", "pause", "cancel"])
+    d_act.add_argument("--operator", required=True)
+    d_act.add_argument("--reason")
+    d_act.set_defaults(func=cmd_disbursements_act)
 
     fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
     fed_sub = fed.add_subparsers(dest="federation", required=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db.tables import disbursement_payments, disbursements
+from gateway.db.tables import disbursement_events, disbursement_payments, disbursements
 
 _p = disbursement_payments.c
 _EXISTING_IDS = select(_p.external_payment_id, _p.disbursement_id).where(
@@ -36,12 +36,46 @@ class Disbursements:
         for i in range(0, len(payments), 5000):
             await self._conn.execute(insert(disbursement_payments), payments[i : i + 5000])
 
-    async def get(self, disbursement_id: str) -> dict[str, Any] | None:
+    async def get(self, disbursement_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         columns = [c for c in disbursements.c if c.name != "original"]
-        row = (
-            await self._conn.execute(select(*columns).where(disbursements.c.id == disbursement_id))
-        ).first()
+        query = select(*columns).where(disbursements.c.id == disbursement_id)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
         return dict(row._mapping) if row is not None else None
+
+    async def save(self, disbursement_id: str, values: dict[str, Any]) -> None:
+        await self._conn.execute(
+            update(disbursements).where(disbursements.c.id == disbursement_id).values(**values)
+        )
+
+    async def record(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            await self._conn.execute(insert(disbursement_events), events)
+
+    async def events(self, disbursement_id: str) -> list[dict[str, Any]]:
+        e = disbursement_events.c
+        query = select(disbursement_events).where(e.disbursement_id == disbursement_id)
+        return [dict(r._mapping) for r in await self._conn.execute(query.order_by(e.id))]
+
+    async def move_payments(
+        self, disbursement_id: str, from_statuses: tuple[str, ...], to: str, now: Any
+    ) -> list[tuple[str, str]]:
+        """Every payment of the disbursement in one of ``from_statuses`` to ``to``; returns
+        the (payment id, status it had) of those moved."""
+        rows = await self._conn.execute(
+            select(_p.id, _p.status).where(
+                _p.disbursement_id == disbursement_id, _p.status.in_(from_statuses)
+            )
+        )
+        moved = [(r[0], r[1]) for r in rows]
+        if moved:
+            await self._conn.execute(
+                update(disbursement_payments)
+                .where(_p.disbursement_id == disbursement_id, _p.status.in_(from_statuses))
+                .values(status=to, updated_at=now)
+            )
+        return moved
 
     async def original(self, disbursement_id: str) -> bytes | None:
         row = (

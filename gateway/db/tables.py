@@ -172,6 +172,20 @@ disbursement_payments = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# Every change of a disbursement or of one of its payments: who, when, why.
+disbursement_events = Table(
+    "disbursement_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("disbursement_id", String(36), nullable=False, index=True),
+    Column("payment_id", String(36), nullable=True),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", String(512), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+)
+
 # -- SEP-12 customers ----------------------------------------------------------------------
 # Personal data only ever sits in `value` / `content` columns, sealed by gateway.personal_data
 # with the key named in `key_id`.

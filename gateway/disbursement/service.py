@@ -10,14 +10,30 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.disbursement.csv_rows import read_rows
-from gateway.disbursement.model import DisbursementStatus, PaymentStatus
+from gateway.disbursement.model import Disbursement, DisbursementStatus, PaymentStatus
 from gateway.errors import BadRequest, InvalidField, NotFound, PayloadTooLarge
+from gateway.sep31.model import Event
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.db.uow import UnitOfWorkFactory
 
 CHUNK = 65_536
+
+
+OPERATOR_ACTIONS = frozenset({"ready", "approve", "pause", "cancel"})
+
+
+def _event(disbursement_id: str, payment_id: str | None, e: Event) -> dict[str, Any]:
+    return {
+        "disbursement_id": disbursement_id,
+        "payment_id": payment_id,
+        "from_status": e.from_status,
+        "to_status": e.to_status,
+        "actor": e.actor[:128],
+        "reason": e.reason[:512] if e.reason else None,
+        "at": e.at,
+    }
 
 
 class RowsRefused(BadRequest):
@@ -112,6 +128,64 @@ class DisbursementService:
             await uow.disbursements.add(row, payments)
             await uow.commit()
         return {k: v for k, v in row.items() if k != "original"}
+
+    async def act(
+        self, disbursement_id: str, action: str, actor: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """An operator's action: ready, approve, pause or cancel. (Starting, which reserves
+        the total against the distribution account, comes with the submitter.)"""
+        if action not in OPERATOR_ACTIONS:
+            raise InvalidField("action", f"must be one of {', '.join(sorted(OPERATOR_ACTIONS))}")
+        now = self._clock()
+        async with self._uow() as uow:
+            row = await uow.disbursements.get(disbursement_id, lock=True)
+            if row is None:
+                raise NotFound("disbursement not found")
+            d = Disbursement(
+                row["id"],
+                DisbursementStatus(row["status"]),
+                row["uploaded_by"],
+                row["approvals_needed"],
+                tuple(json.loads(row["approvers"])),
+            )
+            payments_to: tuple[tuple[str, ...], PaymentStatus] | None = None
+            if action == "ready":
+                d = d.mark_ready(actor, now)
+                payments_to = ((PaymentStatus.DRAFT,), PaymentStatus.READY)
+            elif action == "approve":
+                d = d.approve(actor, now)
+            elif action == "pause":
+                d = d.pause(actor, reason, now)
+            else:
+                d = d.cancel(actor, reason, now)
+                payments_to = ((PaymentStatus.DRAFT, PaymentStatus.READY), PaymentStatus.CANCELED)
+            events = [_event(disbursement_id, None, e) for e in d.events]
+            if payments_to is not None:
+                sources, to = payments_to
+                moved = await uow.disbursements.move_payments(
+                    disbursement_id, tuple(str(s) for s in sources), str(to), now
+                )
+                events += [
+                    {
+                        "disbursement_id": disbursement_id,
+                        "payment_id": payment_id,
+                        "from_status": before,
+                        "to_status": str(to),
+                        "actor": actor[:128],
+                        "reason": reason[:512] if reason else None,
+                        "at": now,
+                    }
+                    for payment_id, before in moved
+                ]
+            values = {
+                "status": str(d.status),
+                "approvers": json.dumps(list(d.approvers)),
+                "updated_at": now,
+            }
+            await uow.disbursements.save(disbursement_id, values)
+            await uow.disbursements.record(events)
+            await uow.commit()
+        return {**row, **values}
 
     async def get(self, disbursement_id: str) -> dict[str, Any]:
         async with self._uow(read_only=True) as uow:

@@ -10,7 +10,7 @@ import pytest
 from stellar_sdk import Keypair
 
 from gateway.__main__ import main
-from gateway.db.tables import disbursement_payments, disbursements
+from gateway.db.tables import disbursement_events, disbursement_payments, disbursements
 from gateway.db.uow import UnitOfWorkFactory
 from gateway.disbursement.service import DisbursementService, RowsRefused
 from tests.conftest import REPO, TEST_JWT_SECRET, TEST_KYC_KEY, TEST_SIGNING_SECRET
@@ -106,7 +106,14 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
         )
 
     assert await asyncio.to_thread(run, good) == 0
-    assert "1 payments" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 payments" in out
+    did = out.split()[1]
+    act = ["disbursements", "act", did, "approve", "--operator", "bea", *config]
+    assert await asyncio.to_thread(main, act) == 0
+    assert capsys.readouterr().out == f"disbursement {did}: draft (1 of 1 approvals)\n"
+    assert await asyncio.to_thread(main, act) == 1  # the same approver twice
+    assert "operator:bea has approved this disbursement already" in capsys.readouterr().err
     assert await asyncio.to_thread(run, bad) == 1
     err = capsys.readouterr().err
     assert "the file has 2 problem(s); nothing was kept" in err
@@ -114,3 +121,50 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert "line 3: amount: must be a positive decimal number" in err
     assert await asyncio.to_thread(run, tmp_path / "missing.csv") == 2
     assert await count(engine, disbursement_payments) == 1
+
+
+async def test_operators_move_a_disbursement_through_the_model_with_its_history(
+    make_settings, engine
+):
+    from gateway.disbursement.model import ApprovalRefused, IllegalMove
+    from gateway.errors import InvalidField, NotFound
+
+    service = DisbursementService(
+        make_settings(GATEWAY_DISBURSEMENT_APPROVALS="2"), uow=UnitOfWorkFactory(engine)
+    )
+    content = HEADER + f"a,1,GWUSD,{G},,q-1\nb,2,GWUSD,{G},,q-2\n"
+    made = await service.upload(content.encode(), name="n", uploaded_by="operator:ana")
+    did = made["id"]
+    with pytest.raises(ApprovalRefused, match="the uploader cannot approve"):
+        await service.act(did, "approve", "operator:ana")
+    await service.act(did, "approve", "operator:bea")
+    with pytest.raises(ApprovalRefused, match="already"):
+        await service.act(did, "approve", "operator:bea")
+    ready = await service.act(did, "ready", "operator:ana")
+    assert ready["status"] == "ready"
+    approved = await service.act(did, "approve", "operator:cai")
+    assert json.loads(approved["approvers"]) == ["operator:bea", "operator:cai"]
+    with pytest.raises(IllegalMove):
+        await service.act(did, "pause", "operator:ana")  # not started
+    with pytest.raises(InvalidField):
+        await service.act(did, "start", "operator:ana")
+    with pytest.raises(NotFound):
+        await service.act("nope", "cancel", "operator:ana")
+    canceled = await service.act(did, "cancel", "operator:ana", "wrong month")
+    assert canceled["status"] == "canceled"
+    async with engine.connect() as conn:
+        statuses = [r.status for r in await conn.execute(disbursement_payments.select())]
+        events = (await conn.execute(disbursement_events.select())).mappings().all()
+    assert statuses == ["canceled", "canceled"]
+    history = [(e["payment_id"] is not None, e["to_status"], e["actor"]) for e in events]
+    assert history == [
+        (False, "draft", "operator:bea"),  # the approval, in the state it came in
+        (False, "ready", "operator:ana"),
+        (True, "ready", "operator:ana"),
+        (True, "ready", "operator:ana"),
+        (False, "ready", "operator:cai"),
+        (False, "canceled", "operator:ana"),
+        (True, "canceled", "operator:ana"),
+        (True, "canceled", "operator:ana"),
+    ]
+    assert events[-1]["reason"] == "wrong month"

@@ -1,4 +1,5 @@
-"""Bulk disbursements and their payments (external payment ids unique across all of them).
+"""Bulk disbursements, their payments (external payment ids unique across all of them) and
+the history of both.
 
 Revision ID: 0009
 Revises: 0008
@@ -59,8 +60,29 @@ def upgrade() -> None:
         unique=False,
     )
 
+    op.create_table(
+        "disbursement_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("disbursement_id", sa.String(length=36), nullable=False),
+        sa.Column("payment_id", sa.String(length=36), nullable=True),
+        sa.Column("from_status", sa.String(length=16), nullable=True),
+        sa.Column("to_status", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("reason", sa.String(length=512), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_disbursement_events")),
+    )
+    op.create_index(
+        op.f("ix_disbursement_events_disbursement_id"),
+        "disbursement_events",
+        ["disbursement_id"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_disbursement_events_disbursement_id"), table_name="disbursement_events")
+    op.drop_table("disbursement_events")
     op.drop_index(
         op.f("ix_disbursement_payments_disbursement_id"), table_name="disbursement_payments"
     )
