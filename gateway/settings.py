@@ -233,6 +233,10 @@ class DisbursementSettings:
 
     approvals: int = 1  # distinct approvers before a disbursement starts (never the uploader)
     max_upload_bytes: int = 50_000_000
+    # The hot wallet payouts leave from: minimal funds, never an asset's issuer.
+    distribution_account: str = ""
+    max_ops_per_tx: int = 50  # payments packed into one transaction (Stellar allows 100)
+    max_fee_stroops: int = 10_000  # base fee cap per operation
 
 
 @dataclass(frozen=True)
@@ -791,6 +795,7 @@ def _validate_kyc(s: Settings) -> list[str]:
         p.append("disbursement.approvals: must be between 0 and 10")
     if s.is_mainnet and s.disbursement.approvals < 1:
         p.append("disbursement.approvals: mainnet needs at least one approver")
+    p.extend(_validate_distribution(s))
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
@@ -831,6 +836,25 @@ def _validate_sep3(s: Settings) -> list[str]:
             p.append(f"sep3.share_with[{i}].signing_key: must be a G... key")
         if not partner.domain or partner.domain != partner.domain.lower():
             p.append(f"sep3.share_with[{i}].domain: must be a lower-case domain")
+    return p
+
+
+def _validate_distribution(s: Settings) -> list[str]:
+    p: list[str] = []
+    c = s.disbursement
+    account = c.distribution_account
+    if account and not StrKey.is_valid_ed25519_public_key(account):
+        p.append("disbursement.distribution_account: must be a G... account")
+    issuers = {a.issuer for a in s.assets}
+    if account and account in issuers:
+        p.append(
+            "disbursement.distribution_account: is the issuer of an asset; payouts leave from "
+            "a separate hot wallet, never from the issuing account"
+        )
+    if not 1 <= c.max_ops_per_tx <= 100:
+        p.append("disbursement.max_ops_per_tx: must be between 1 and 100")
+    if not 100 <= c.max_fee_stroops <= 10_000_000:
+        p.append("disbursement.max_fee_stroops: must be between 100 and 10000000")
     return p
 
 

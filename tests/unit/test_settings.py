@@ -174,6 +174,7 @@ def test_secret_never_prints_itself():
             "sep12.notifier: mainnet needs a real SMS/email notifier",
         ),
         ({"GATEWAY_SEPS_SEP3": "true"}, "sep3.sanctions_list: mainnet needs a sanctions list"),
+        ({"GATEWAY_DISBURSEMENT_APPROVALS": "0"}, "disbursement.approvals: mainnet needs"),
     ],
 )
 def test_mainnet_refuses_unsafe_settings_with_one_line_naming_the_setting(override, expected):
@@ -219,6 +220,20 @@ def test_testnet_refuses_the_public_passphrase():
         ),
         ({"GATEWAY_SEP3_SANCTIONS_LIST": "nowhere.json"}, "sep3.sanctions_list: nowhere.json is"),
         ({"GATEWAY_SEP3_PENDING_SECONDS": "0"}, "sep3.pending_seconds: must be between"),
+        (
+            {
+                "GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT": (
+                    "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
+                )
+            },
+            "disbursement.distribution_account: is the issuer of an asset",
+        ),
+        (
+            {"GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT": "GABC"},
+            "disbursement.distribution_account: must be a G... account",
+        ),
+        ({"GATEWAY_DISBURSEMENT_MAX_OPS_PER_TX": "101"}, "disbursement.max_ops_per_tx: must be"),
+        ({"GATEWAY_DISBURSEMENT_APPROVALS": "11"}, "disbursement.approvals: must be between"),
         (
             {"GATEWAY_SEP3_SHARE_WITH": '[{"domain": "Bank.test", "signing_key": "G"}]'},
             "sep3.share_with[0].signing_key: must be a G... key",
