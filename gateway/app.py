@@ -146,7 +146,9 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         watcher=watcher,
         federation=federation,
         compliance=compliance,
-        disbursements=DisbursementService(settings, uow=deps.uow, clock=now),
+        disbursements=DisbursementService(
+            settings, uow=deps.uow, tomls=deps.tomls, peers=deps.peers, clock=now
+        ),
         sender=ComplianceSender(
             settings,
             uow=deps.uow,

@@ -58,6 +58,35 @@ class Disbursements:
         query = select(disbursement_events).where(e.disbursement_id == disbursement_id)
         return [dict(r._mapping) for r in await self._conn.execute(query.order_by(e.id))]
 
+    async def to_resolve(self, disbursement_id: str) -> list[dict[str, Any]]:
+        """Its payments to a federation address not resolved yet."""
+        query = select(_p.id, _p.line, _p.destination, _p.memo_type, _p.memo).where(
+            _p.disbursement_id == disbursement_id, _p.pay_to.is_(None)
+        )
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+    async def resolved(self, rows: list[dict[str, Any]]) -> None:
+        """Store where payments are paid: dicts of id, pay_to, pay_memo_type, pay_memo."""
+        if rows:
+            await self._conn.execute(
+                update(disbursement_payments)
+                .where(_p.id == bindparam("pid"))
+                .values(
+                    pay_to=bindparam("to"),
+                    pay_memo_type=bindparam("mt"),
+                    pay_memo=bindparam("m"),
+                ),
+                [
+                    {
+                        "pid": r["id"],
+                        "to": r["pay_to"],
+                        "mt": r["pay_memo_type"],
+                        "m": r["pay_memo"],
+                    }
+                    for r in rows
+                ],
+            )
+
     async def move_payments(
         self, disbursement_id: str, from_statuses: tuple[str, ...], to: str, now: Any
     ) -> list[tuple[str, str]]:

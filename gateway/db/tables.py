@@ -161,9 +161,14 @@ disbursement_payments = Table(
     Column("receiver_reference", String(64), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("asset_code", String(12), nullable=False),
-    Column("destination", String(256), nullable=False),
+    Column("destination", String(256), nullable=False),  # as in the file
     Column("memo_type", String(8), nullable=True),
     Column("memo", String(64), nullable=True),
+    # Where it is paid: the destination itself, or what its federation address resolved to
+    # when the disbursement became ready (null until then).
+    Column("pay_to", String(69), nullable=True),
+    Column("pay_memo_type", String(8), nullable=True),
+    Column("pay_memo", String(64), nullable=True),
     # unique across every disbursement ever: a re-upload never pays twice
     Column("external_payment_id", String(64), nullable=True, unique=True),
     # draft | ready | pending | success | failed | canceled

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.disbursement.csv_rows import read_rows
 from gateway.disbursement.model import Disbursement, DisbursementStatus, PaymentStatus
-from gateway.errors import BadRequest, InvalidField, NotFound, PayloadTooLarge
+from gateway.errors import BadRequest, GatewayError, InvalidField, NotFound, PayloadTooLarge
+from gateway.federation.client import Resolved, resolve_address
+from gateway.outbound.compliance_peers import CompliancePeers
+from gateway.outbound.stellar_toml import StellarTomls
 from gateway.sep31.model import Event
 from gateway.settings import Settings
 
@@ -54,10 +57,14 @@ class DisbursementService:
         settings: Settings,
         *,
         uow: UnitOfWorkFactory,
+        tomls: StellarTomls | None = None,
+        peers: CompliancePeers | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self._s = settings
         self._uow = uow
+        self._tomls = tomls
+        self._peers = peers
         self._clock = clock
         self._decimals = {a.code: a.decimals for a in settings.assets}
 
@@ -94,6 +101,10 @@ class DisbursementService:
                     "destination": r.destination,
                     "memo_type": r.memo_type,
                     "memo": r.memo,
+                    # An account is paid as it is; a federation address once resolved.
+                    "pay_to": None if "*" in r.destination else r.destination,
+                    "pay_memo_type": None if "*" in r.destination else r.memo_type,
+                    "pay_memo": None if "*" in r.destination else r.memo,
                     "external_payment_id": r.external_payment_id,
                     "status": str(PaymentStatus.DRAFT),
                     "failure": None,
@@ -136,6 +147,7 @@ class DisbursementService:
         the total against the distribution account, comes with the submitter.)"""
         if action not in OPERATOR_ACTIONS:
             raise InvalidField("action", f"must be one of {', '.join(sorted(OPERATOR_ACTIONS))}")
+        resolved = await self._resolve(disbursement_id) if action == "ready" else []
         now = self._clock()
         async with self._uow() as uow:
             row = await uow.disbursements.get(disbursement_id, lock=True)
@@ -151,6 +163,7 @@ class DisbursementService:
             payments_to: tuple[tuple[str, ...], PaymentStatus] | None = None
             if action == "ready":
                 d = d.mark_ready(actor, now)
+                await uow.disbursements.resolved(resolved)
                 payments_to = ((PaymentStatus.DRAFT,), PaymentStatus.READY)
             elif action == "approve":
                 d = d.approve(actor, now)
@@ -186,6 +199,54 @@ class DisbursementService:
             await uow.disbursements.record(events)
             await uow.commit()
         return {**row, **values}
+
+    async def _resolve(self, disbursement_id: str) -> list[dict[str, Any]]:
+        """Where each payment to a federation address is paid, resolved through SEP-2 before
+        the disbursement becomes ready; RowsRefused lists every one that cannot be."""
+        async with self._uow(read_only=True) as uow:
+            pending = await uow.disbursements.to_resolve(disbursement_id)
+        if not pending:
+            return []
+        if self._tomls is None or self._peers is None:
+            raise RowsRefused(
+                [f"line {r['line']}: destination: cannot be resolved here" for r in pending]
+            )
+        done: dict[str, Resolved | str] = {}
+        out, problems = [], []
+        for r in sorted(pending, key=lambda row: row["line"]):
+            address = r["destination"]
+            if address not in done:
+                try:
+                    done[address] = await resolve_address(
+                        address,
+                        tomls=self._tomls,
+                        peers=self._peers,
+                        insecure_hosts=self._s.outbound.insecure_hosts,
+                    )
+                except GatewayError as exc:
+                    done[address] = exc.message
+            found = done[address]
+            if isinstance(found, str):
+                problems.append(f"line {r['line']}: destination: {found}")
+            elif found.memo is not None and r["memo"] is not None:
+                problems.append(
+                    f"line {r['line']}: memo: the federation address carries its own memo; "
+                    "leave the row's memo empty"
+                )
+            else:
+                memo_type = found.memo_type if found.memo is not None else r["memo_type"]
+                memo = found.memo if found.memo is not None else r["memo"]
+                out.append(
+                    {
+                        "id": r["id"],
+                        "pay_to": found.account_id,
+                        "pay_memo_type": memo_type,
+                        "pay_memo": memo,
+                    }
+                )
+        if problems:
+            raise RowsRefused(problems)
+        return out
 
     async def get(self, disbursement_id: str) -> dict[str, Any]:
         async with self._uow(read_only=True) as uow:

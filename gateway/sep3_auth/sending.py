@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from stellar_sdk import Account, Asset, StrKey, TransactionBuilder
 
-from gateway.errors import Conflict, GatewayError, InvalidField, NotFound, RemoteTomlError
+from gateway.errors import Conflict, GatewayError, InvalidField, NotFound
+from gateway.federation.client import resolve_address
 from gateway.outbound.compliance_peers import CompliancePeers, PeerError, check_url
-from gateway.outbound.stellar_toml import StellarTomls, normalize_domain
+from gateway.outbound.stellar_toml import StellarTomls
 from gateway.payouts import PayoutInstruction, PayoutQueue
 from gateway.personal_data import Vault
 from gateway.settings import Settings
@@ -105,28 +106,20 @@ class ComplianceSender:
             raise InvalidField("asset", "must be CODE:ISSUER")
         if amount <= 0:
             raise InvalidField("amount", "must be positive")
-        try:
-            toml = await self._tomls.fetch(normalize_domain(domain))
-        except RemoteTomlError as exc:
-            raise InvalidField("receiver", exc.message) from None
-        auth_server, federation = toml.get("AUTH_SERVER"), toml.get("FEDERATION_SERVER")
-        if isinstance(auth_server, str) and isinstance(federation, str):
-            insecure = self._s.outbound.insecure_hosts
-            auth_server = check_url(auth_server, "the receiver's AUTH_SERVER", insecure)
-            federation = check_url(federation, "the receiver's FEDERATION_SERVER", insecure)
-        else:
-            raise InvalidField(
-                "receiver", f"{domain} publishes no AUTH_SERVER or FEDERATION_SERVER"
-            )
-        record = await self._peers.resolve(federation, receiver)
-        destination = record.get("account_id")
-        if not isinstance(destination, str) or not StrKey.is_valid_ed25519_public_key(destination):
-            raise PeerError("the receiver's federation record has no valid account_id")
+        insecure = self._s.outbound.insecure_hosts
+        resolved = await resolve_address(
+            receiver, tomls=self._tomls, peers=self._peers, insecure_hosts=insecure
+        )
+        auth_server = resolved.toml.get("AUTH_SERVER")
+        if not isinstance(auth_server, str):
+            raise InvalidField("receiver", f"{domain} publishes no AUTH_SERVER")
+        auth_server = check_url(auth_server, "the receiver's AUTH_SERVER", insecure)
+        destination = resolved.account_id
         customer = await self._customers.personal_data(customer_id)
         sender_info = {k: customer[k] for k in SENDER_FIELDS if k in customer}
         if not sender_info:
             raise NotFound("customer not found, or without the data to name the sender")
-        memo_route = record.get("memo")
+        memo_route = resolved.memo
         nonce = secrets.token_hex(16)
         attachment = json.dumps(
             {

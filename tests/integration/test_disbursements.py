@@ -168,3 +168,83 @@ async def test_operators_move_a_disbursement_through_the_model_with_its_history(
         (True, "canceled", "operator:ana"),
     ]
     assert events[-1]["reason"] == "wrong month"
+
+
+class FakeTomls:
+    async def fetch(self, domain):
+        from gateway.errors import RemoteTomlError
+
+        if domain == "down.example":
+            raise RemoteTomlError("stellar.toml of down.example could not be fetched")
+        return {"FEDERATION_SERVER": f"https://{domain}/federation"}
+
+
+class FakePeers:
+    def __init__(self):
+        self.asked = []
+
+    async def resolve(self, server, address):
+        from gateway.outbound.compliance_peers import PeerError
+
+        self.asked.append(address)
+        records = {
+            "bob*bank.example": {"account_id": G},
+            "eve*bank.example": {"account_id": G, "memo_type": "id", "memo": "77"},
+        }
+        if address not in records:
+            raise PeerError("the receiver is not known to its federation server")
+        return records[address]
+
+
+async def test_federation_destinations_are_resolved_when_the_disbursement_becomes_ready(
+    make_settings, engine
+):
+    peers = FakePeers()
+    service = DisbursementService(
+        make_settings(), uow=UnitOfWorkFactory(engine), tomls=FakeTomls(), peers=peers
+    )
+    bad = HEADER + (
+        "a,1,GWUSD,bob*bank.example,5,r-1\n"
+        "b,1,GWUSD,nobody@x.io*bank.example,,r-2\n"
+        "c,1,GWUSD,eve*bank.example,9,r-3\n"
+        "d,1,GWUSD,bob*down.example,,r-4\n"
+    )
+    made = await service.upload(bad.encode(), name="n", uploaded_by="operator:ana")
+    with pytest.raises(RowsRefused) as refused:
+        await service.act(made["id"], "ready", "operator:ana")
+    assert refused.value.extra["problems"] == [
+        "line 3: destination: the receiver is not known to its federation server",
+        "line 4: memo: the federation address carries its own memo; leave the row's memo empty",
+        "line 5: destination: stellar.toml of down.example could not be fetched",
+    ]
+    assert (await service.get(made["id"]))["status"] == "draft"  # nothing changed
+
+    good = HEADER + (
+        f"a,1,GWUSD,bob*bank.example,5,s-1\nb,1,GWUSD,eve*bank.example,,s-2\n"
+        f"c,1,GWUSD,bob*bank.example,,s-3\nd,1,GWUSD,{G},6,s-4\n"
+    )
+    made = await service.upload(good.encode(), name="n", uploaded_by="operator:ana")
+    peers.asked.clear()
+    assert (await service.act(made["id"], "ready", "operator:ana"))["status"] == "ready"
+    assert peers.asked == ["bob*bank.example", "eve*bank.example"]  # once per address
+    async with engine.connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    disbursement_payments.select().where(
+                        disbursement_payments.c.disbursement_id == made["id"]
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+    paid = sorted(
+        (r["line"], r["pay_to"], r["pay_memo_type"], r["pay_memo"], r["status"]) for r in rows
+    )
+    assert paid == [
+        (2, G, "id", "5", "ready"),
+        (3, G, "id", "77", "ready"),
+        (4, G, None, None, "ready"),
+        (5, G, "id", "6", "ready"),
+    ]
