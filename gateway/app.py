@@ -147,7 +147,12 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         federation=federation,
         compliance=compliance,
         disbursements=DisbursementService(
-            settings, uow=deps.uow, tomls=deps.tomls, peers=deps.peers, clock=now
+            settings,
+            uow=deps.uow,
+            tomls=deps.tomls,
+            peers=deps.peers,
+            horizon=deps.horizon,
+            clock=now,
         ),
         sender=ComplianceSender(
             settings,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db.tables import disbursement_events, disbursement_payments, disbursements
+from gateway.db.tables import disbursement_events, disbursement_payments, disbursements, payouts
 
 _p = disbursement_payments.c
 _EXISTING_IDS = select(_p.external_payment_id, _p.disbursement_id).where(
@@ -57,6 +57,45 @@ class Disbursements:
         e = disbursement_events.c
         query = select(disbursement_events).where(e.disbursement_id == disbursement_id)
         return [dict(r._mapping) for r in await self._conn.execute(query.order_by(e.id))]
+
+    async def lock_starts(self) -> None:
+        """Starts of disbursements take turns (each reserves against one balance). PostgreSQL:
+        a transaction-scoped advisory lock; SQLite's write transaction takes turns anyway."""
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(text("SELECT pg_advisory_xact_lock(7305310001)"))
+
+    async def needs(self, disbursement_id: str) -> dict[str, int]:
+        """What its ready payments add up to, per asset code (stroops)."""
+        rows = await self._conn.execute(
+            select(_p.asset_code, func.sum(_p.amount))
+            .where(_p.disbursement_id == disbursement_id, _p.status == "ready")
+            .group_by(_p.asset_code)
+        )
+        return {code: int(total) for code, total in rows}
+
+    async def reserved(self, code: str, issuer: str) -> int:
+        """What is promised out of the distribution account in this asset and not paid yet:
+        payments of started or paused disbursements, and on-chain payouts queued or sent."""
+        d = disbursements.c
+        in_disbursements = await self._conn.scalar(
+            select(func.coalesce(func.sum(_p.amount), 0))
+            .select_from(disbursement_payments.join(disbursements, d.id == _p.disbursement_id))
+            .where(
+                d.status.in_(("started", "paused")),
+                _p.status.in_(("ready", "pending")),
+                _p.asset_code == code,
+            )
+        )
+        o = payouts.c
+        in_payouts = await self._conn.scalar(
+            select(func.coalesce(func.sum(o.amount), 0)).where(
+                o.status.in_(("ready", "submitted")),
+                o.destination.is_not(None),
+                o.asset_code == code,
+                o.asset_issuer == issuer,
+            )
+        )
+        return int(in_disbursements or 0) + int(in_payouts or 0)
 
     async def to_resolve(self, disbursement_id: str) -> list[dict[str, Any]]:
         """Its payments to a federation address not resolved yet."""

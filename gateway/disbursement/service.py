@@ -11,20 +11,29 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.disbursement.csv_rows import read_rows
 from gateway.disbursement.model import Disbursement, DisbursementStatus, PaymentStatus
-from gateway.errors import BadRequest, GatewayError, InvalidField, NotFound, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+)
 from gateway.federation.client import Resolved, resolve_address
 from gateway.outbound.compliance_peers import CompliancePeers
+from gateway.outbound.horizon import HorizonAccounts
 from gateway.outbound.stellar_toml import StellarTomls
 from gateway.sep31.model import Event
 from gateway.settings import Settings
+from gateway.types import format_stroops, to_stroops
 
 if TYPE_CHECKING:
-    from gateway.db.uow import UnitOfWorkFactory
+    from gateway.db.uow import UnitOfWork, UnitOfWorkFactory
 
 CHUNK = 65_536
 
 
-OPERATOR_ACTIONS = frozenset({"ready", "approve", "pause", "cancel"})
+OPERATOR_ACTIONS = frozenset({"ready", "approve", "start", "pause", "cancel"})
 
 
 def _event(disbursement_id: str, payment_id: str | None, e: Event) -> dict[str, Any]:
@@ -59,14 +68,17 @@ class DisbursementService:
         uow: UnitOfWorkFactory,
         tomls: StellarTomls | None = None,
         peers: CompliancePeers | None = None,
+        horizon: HorizonAccounts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self._s = settings
         self._uow = uow
         self._tomls = tomls
         self._peers = peers
+        self._horizon = horizon
         self._clock = clock
         self._decimals = {a.code: a.decimals for a in settings.assets}
+        self._assets = {a.code: a for a in settings.assets}
 
     async def upload(self, content: bytes, *, name: str, uploaded_by: str) -> dict[str, Any]:
         """A new draft disbursement from a CSV file, or RowsRefused listing every problem."""
@@ -143,8 +155,9 @@ class DisbursementService:
     async def act(
         self, disbursement_id: str, action: str, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
-        """An operator's action: ready, approve, pause or cancel. (Starting, which reserves
-        the total against the distribution account, comes with the submitter.)"""
+        """An operator's action: ready, approve, start, pause or cancel. Starting reserves
+        the total against the distribution account: starts take turns, and one that the
+        available balance cannot cover is refused with the amounts."""
         if action not in OPERATOR_ACTIONS:
             raise InvalidField("action", f"must be one of {', '.join(sorted(OPERATOR_ACTIONS))}")
         resolved = await self._resolve(disbursement_id) if action == "ready" else []
@@ -167,6 +180,12 @@ class DisbursementService:
                 payments_to = ((PaymentStatus.DRAFT,), PaymentStatus.READY)
             elif action == "approve":
                 d = d.approve(actor, now)
+            elif action == "start":
+                resuming = d.status == DisbursementStatus.PAUSED
+                d = d.start(actor, now)  # approvals and the state machine first
+                if not resuming:
+                    await uow.disbursements.lock_starts()
+                    await self._reserve(uow, disbursement_id)
             elif action == "pause":
                 d = d.pause(actor, reason, now)
             else:
@@ -199,6 +218,31 @@ class DisbursementService:
             await uow.disbursements.record(events)
             await uow.commit()
         return {**row, **values}
+
+    async def _reserve(self, uow: UnitOfWork, disbursement_id: str) -> None:
+        """Refuse the start unless the balance, less what is promised already, covers it."""
+        account = self._s.disbursement.distribution_account
+        if not account or self._horizon is None:
+            raise InvalidField("disbursement.distribution_account", "is not configured")
+        needs = await uow.disbursements.needs(disbursement_id)
+        found = await self._horizon.account(account)
+        if found is None:
+            raise Conflict("the distribution account does not exist on the network")
+        short = []
+        for code, need in sorted(needs.items()):
+            asset = self._assets[code]
+            balance = found.balance(code, asset.issuer)
+            held = to_stroops(balance.amount) if balance is not None else 0
+            reserved = await uow.disbursements.reserved(code, asset.issuer)
+            if need > held - reserved:
+                short.append(
+                    f"{code}: needs {format_stroops(need, asset.decimals)}, "
+                    f"{format_stroops(max(held - reserved, 0), asset.decimals)} available "
+                    f"(balance {format_stroops(held, asset.decimals)}, "
+                    f"promised {format_stroops(reserved, asset.decimals)})"
+                )
+        if short:
+            raise Conflict("not enough in the distribution account: " + "; ".join(short))
 
     async def _resolve(self, disbursement_id: str) -> list[dict[str, Any]]:
         """Where each payment to a federation address is paid, resolved through SEP-2 before

@@ -248,3 +248,78 @@ async def test_federation_destinations_are_resolved_when_the_disbursement_become
         (4, G, None, None, "ready"),
         (5, G, "id", "6", "ready"),
     ]
+
+
+ISSUER = "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
+DISTRIBUTION = Keypair.random().public_key
+
+
+class FakeHorizon:
+    def __init__(self, gwusd: str):
+        self.gwusd = gwusd
+
+    async def account(self, account_id):
+        from decimal import Decimal
+
+        from gateway.outbound.horizon import Balance, HorizonAccount
+
+        if account_id != DISTRIBUTION:
+            return None
+        return HorizonAccount(
+            account_id, 1, 0, 0, 0, (), (Balance("GWUSD", ISSUER, Decimal(self.gwusd)),)
+        )
+
+
+async def ready_to_start(service, amount: str, key: str) -> str:
+    made = await service.upload(
+        (HEADER + f"a,{amount},GWUSD,{G},,{key}\n").encode(), name=key, uploaded_by="operator:ana"
+    )
+    await service.act(made["id"], "ready", "operator:ana")
+    await service.act(made["id"], "approve", "operator:bea")
+    return str(made["id"])
+
+
+async def test_starting_reserves_against_the_distribution_balance(make_settings, engine):
+    from gateway.errors import Conflict
+
+    service = DisbursementService(
+        make_settings(GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT=DISTRIBUTION),
+        uow=UnitOfWorkFactory(engine),
+        horizon=FakeHorizon("100"),
+    )
+    first = await ready_to_start(service, "60", "t-1")
+    second = await ready_to_start(service, "60", "t-2")
+    third = await ready_to_start(service, "40", "t-3")
+    assert (await service.act(first, "start", "operator:bea"))["status"] == "started"
+    with pytest.raises(Conflict) as short:
+        await service.act(second, "start", "operator:bea")
+    assert str(short.value.message) == (
+        "not enough in the distribution account: GWUSD: needs 60.00, 40.00 available "
+        "(balance 100.00, promised 60.00)"
+    )
+    assert (await service.get(second))["status"] == "ready"
+    assert (await service.act(third, "start", "operator:bea"))["status"] == "started"
+    # A pause keeps the reservation; resuming does not reserve again.
+    await service.act(first, "pause", "operator:bea", "checking")
+    with pytest.raises(Conflict):
+        await service.act(second, "start", "operator:bea")
+    assert (await service.act(first, "start", "operator:bea"))["status"] == "started"
+    # Canceling a paused one gives its amount back.
+    await service.act(first, "pause", "operator:bea", None)
+    await service.act(first, "cancel", "operator:bea", "wrong month")
+    assert (await service.act(second, "start", "operator:bea"))["status"] == "started"
+
+
+async def test_two_starts_at_once_cannot_overspend(make_settings, engine):
+    service = DisbursementService(
+        make_settings(GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT=DISTRIBUTION),
+        uow=UnitOfWorkFactory(engine),
+        horizon=FakeHorizon("100"),
+    )
+    ids = [await ready_to_start(service, "60", f"c-{i}") for i in range(4)]
+    results = await asyncio.gather(
+        *(service.act(i, "start", "operator:bea") for i in ids), return_exceptions=True
+    )
+    started = [r for r in results if isinstance(r, dict)]
+    assert len(started) == 1, results
+    assert all("not enough" in str(r) for r in results if not isinstance(r, dict))
