@@ -544,6 +544,24 @@ def cmd_disbursements_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disbursements_list(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
+        async with deps.uow(read_only=True) as uow:
+            return await uow.disbursements.recent(args.limit)
+
+    for row in _with_services(args, job):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_disbursements_show(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.show(args.id, args.limit)
+
+    print(json.dumps(_with_services(args, job), indent=2, default=str))
+    return 0
+
+
 def cmd_disbursements_act(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
         return await services.disbursements.act(
@@ -871,6 +889,13 @@ def build_parser() -> argparse.ArgumentParser:
     d_up.add_argument("--name", required=True)
     d_up.add_argument("--operator", required=True)
     d_up.set_defaults(func=cmd_disbursements_upload)
+    d_list = with_config(dis_sub.add_parser("list", help="disbursements, newest first"))
+    d_list.add_argument("--limit", type=int, default=100)
+    d_list.set_defaults(func=cmd_disbursements_list)
+    d_show = with_config(dis_sub.add_parser("show", help="one, with its payments and history"))
+    d_show.add_argument("id")
+    d_show.add_argument("--limit", type=int, default=1000, help="payments shown")
+    d_show.set_defaults(func=cmd_disbursements_show)
     d_act = with_config(dis_sub.add_parser("act", help="ready, approve, start, pause or cancel"))
     d_act.add_argument("id")
     d_act.add_argument("action", choices=["ready", "approve", "start", "pause", "cancel"])

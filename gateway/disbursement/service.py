@@ -292,6 +292,16 @@ class DisbursementService:
             raise RowsRefused(problems)
         return out
 
+    async def show(self, disbursement_id: str, limit: int = 1000) -> dict[str, Any]:
+        """The disbursement, its payments (by line) and its history."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.disbursements.get(disbursement_id)
+            if found is None:
+                raise NotFound("disbursement not found")
+            payments = await uow.disbursements.payments(disbursement_id, limit)
+            events = await uow.disbursements.events(disbursement_id)
+        return {**found, "payment_rows": payments, "history": events}
+
     async def get(self, disbursement_id: str) -> dict[str, Any]:
         async with self._uow(read_only=True) as uow:
             found = await uow.disbursements.get(disbursement_id)

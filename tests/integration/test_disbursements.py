@@ -114,6 +114,13 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert capsys.readouterr().out == f"disbursement {did}: draft (1 of 1 approvals)\n"
     assert await asyncio.to_thread(main, act) == 1  # the same approver twice
     assert "operator:bea has approved this disbursement already" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["disbursements", "show", did, *config]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [p["external_payment_id"] for p in shown["payment_rows"]] == ["p-1"]
+    assert [(e["actor"], e["reason"]) for e in shown["history"]] == [("operator:bea", "approved")]
+    assert "original" not in shown
+    assert await asyncio.to_thread(main, ["disbursements", "list", *config]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == did
     assert await asyncio.to_thread(run, bad) == 1
     err = capsys.readouterr().err
     assert "the file has 2 problem(s); nothing was kept" in err
