@@ -19,6 +19,7 @@ from stellar_sdk import Keypair
 
 if TYPE_CHECKING:
     from gateway.app import Services
+    from gateway.db.uow import UnitOfWork
     from gateway.deps import Deps
 
 from gateway.settings import (
@@ -251,6 +252,20 @@ def _with_services(args: argparse.Namespace, job: Callable[[Deps, Services], Awa
         raise CommandFailed([exc.message, *exc.extra.get("problems", ())]) from None
 
 
+def _print_rows(
+    args: argparse.Namespace, read: Callable[[UnitOfWork], Awaitable[list[dict[str, Any]]]]
+) -> int:
+    """Rows an operator lists, read in one read-only unit of work, one JSON line each."""
+
+    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
+        async with deps.uow(read_only=True) as uow:
+            return await read(uow)
+
+    for row in _with_services(args, job):
+        print(json.dumps(row, default=str))
+    return 0
+
+
 def _load_for_work(args: argparse.Namespace) -> Settings:
     settings, generated = with_generated_secrets(_load(args))
     os.environ.update(generated)
@@ -397,13 +412,7 @@ def cmd_transfers_act(args: argparse.Namespace) -> int:
 
 
 def cmd_payments_list(args: argparse.Namespace) -> int:
-    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
-        async with deps.uow(read_only=True) as uow:
-            return await uow.payments.list(args.outcome, args.limit)
-
-    for row in _with_services(args, job):
-        print(json.dumps(row, default=str))
-    return 0
+    return _print_rows(args, lambda uow: uow.payments.list(args.outcome, args.limit))
 
 
 def cmd_payments_refund(args: argparse.Namespace) -> int:
@@ -451,13 +460,7 @@ def cmd_federation_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_compliance_list(args: argparse.Namespace) -> int:
-    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
-        async with deps.uow(read_only=True) as uow:
-            return await uow.compliance.list(args.status, args.limit)
-
-    for row in _with_services(args, job):
-        print(json.dumps(row, default=str))
-    return 0
+    return _print_rows(args, lambda uow: uow.compliance.list(args.status, args.limit))
 
 
 def cmd_compliance_decide(args: argparse.Namespace) -> int:
@@ -503,13 +506,7 @@ def cmd_compliance_send(args: argparse.Namespace) -> int:
 
 
 def cmd_compliance_sent(args: argparse.Namespace) -> int:
-    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
-        async with deps.uow(read_only=True) as uow:
-            return await uow.outgoing.list(args.limit)
-
-    for row in _with_services(args, job):
-        print(json.dumps(row, default=str))
-    return 0
+    return _print_rows(args, lambda uow: uow.outgoing.list(args.limit))
 
 
 def cmd_compliance_allow(args: argparse.Namespace) -> int:
@@ -545,13 +542,7 @@ def cmd_disbursements_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_disbursements_list(args: argparse.Namespace) -> int:
-    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
-        async with deps.uow(read_only=True) as uow:
-            return await uow.disbursements.recent(args.limit)
-
-    for row in _with_services(args, job):
-        print(json.dumps(row, default=str))
-    return 0
+    return _print_rows(args, lambda uow: uow.disbursements.recent(args.limit))
 
 
 def cmd_disbursements_show(args: argparse.Namespace) -> int:
