@@ -553,6 +553,22 @@ def cmd_disbursements_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts_status(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.accounts_status()
+
+    status = _with_services(args, job)
+    print(f"distribution account {status['account']}")
+    for code, amounts in status["assets"].items():
+        print(
+            f"  {code}: balance {amounts['balance']}, promised {amounts['promised']}, "
+            f"available {amounts['available']}"
+        )
+    for warning in status["warnings"]:
+        print(f"warning: {warning}")
+    return 1 if status["warnings"] else 0
+
+
 def cmd_disbursements_act(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
         return await services.disbursements.act(
@@ -872,6 +888,12 @@ def build_parser() -> argparse.ArgumentParser:
     c_sent = with_config(comp_sub.add_parser("sent", help="requests we sent, newest first"))
     c_sent.add_argument("--limit", type=int, default=100)
     c_sent.set_defaults(func=cmd_compliance_sent)
+
+    acc = sub.add_parser("accounts", help="the distribution account")
+    acc_sub = acc.add_subparsers(dest="accounts", required=True)
+    with_config(
+        acc_sub.add_parser("status", help="balances, promised and available; warnings")
+    ).set_defaults(func=cmd_accounts_status)
 
     dis = sub.add_parser("disbursements", help="bulk disbursements")
     dis_sub = dis.add_subparsers(dest="disbursements", required=True)

@@ -237,6 +237,8 @@ class DisbursementSettings:
     distribution_account: str = ""
     max_ops_per_tx: int = 50  # payments packed into one transaction (Stellar allows 100)
     max_fee_stroops: int = 10_000  # base fee cap per operation
+    # Warn when what is available of an asset (balance less what is promised) falls below.
+    low_balance: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

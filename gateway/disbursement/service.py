@@ -292,6 +292,38 @@ class DisbursementService:
             raise RowsRefused(problems)
         return out
 
+    async def accounts_status(self) -> dict[str, Any]:
+        """The distribution account: per asset its balance, what is promised and what is
+        available, with warnings (missing account or trustline, low balance)."""
+        account = self._s.disbursement.distribution_account
+        if not account or self._horizon is None:
+            raise InvalidField("disbursement.distribution_account", "is not configured")
+        found = await self._horizon.account(account)
+        warnings: list[str] = []
+        assets: dict[str, dict[str, str]] = {}
+        if found is None:
+            warnings.append("the distribution account does not exist on the network")
+        low = to_stroops(self._s.disbursement.low_balance)
+        async with self._uow(read_only=True) as uow:
+            for code, asset in sorted(self._assets.items()):
+                balance = found.balance(code, asset.issuer) if found is not None else None
+                if found is not None and balance is None:
+                    warnings.append(f"{code}: the distribution account has no trustline")
+                held = to_stroops(balance.amount) if balance is not None else 0
+                promised = await uow.disbursements.reserved(code, asset.issuer)
+                available = held - promised
+                if available < low or available < 0:
+                    warnings.append(
+                        f"{code}: {format_stroops(available, asset.decimals)} available, "
+                        f"below {format_stroops(low, asset.decimals)}"
+                    )
+                assets[code] = {
+                    "balance": format_stroops(held, asset.decimals),
+                    "promised": format_stroops(promised, asset.decimals),
+                    "available": format_stroops(available, asset.decimals),
+                }
+        return {"account": account, "assets": assets, "warnings": warnings}
+
     async def show(self, disbursement_id: str, limit: int = 1000) -> dict[str, Any]:
         """The disbursement, its payments (by line) and its history."""
         async with self._uow(read_only=True) as uow:

@@ -121,6 +121,8 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert "original" not in shown
     assert await asyncio.to_thread(main, ["disbursements", "list", *config]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == did
+    assert await asyncio.to_thread(main, ["accounts", "status", *config]) == 1
+    assert "disbursement.distribution_account: is not configured" in capsys.readouterr().err
     assert await asyncio.to_thread(run, bad) == 1
     err = capsys.readouterr().err
     assert "the file has 2 problem(s); nothing was kept" in err
@@ -330,3 +332,36 @@ async def test_two_starts_at_once_cannot_overspend(make_settings, engine):
     started = [r for r in results if isinstance(r, dict)]
     assert len(started) == 1, results
     assert all("not enough" in str(r) for r in results if not isinstance(r, dict))
+
+
+async def test_the_distribution_accounts_status_shows_what_is_promised_and_warns(
+    make_settings, engine
+):
+    from gateway.errors import InvalidField
+
+    settings = make_settings(
+        GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT=DISTRIBUTION,
+        GATEWAY_DISBURSEMENT_LOW_BALANCE="50",
+    )
+    service = DisbursementService(
+        settings, uow=UnitOfWorkFactory(engine), horizon=FakeHorizon("100")
+    )
+    started = await ready_to_start(service, "60", "u-1")
+    await service.act(started, "start", "operator:bea")
+    status = await service.accounts_status()
+    assert status["assets"]["GWUSD"] == {
+        "balance": "100.00",
+        "promised": "60.00",
+        "available": "40.00",
+    }
+    assert status["warnings"] == ["GWUSD: 40.00 available, below 50.00"]
+    missing = DisbursementService(
+        make_settings(GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT=Keypair.random().public_key),
+        uow=UnitOfWorkFactory(engine),
+        horizon=FakeHorizon("100"),
+    )
+    assert (await missing.accounts_status())["warnings"][0] == (
+        "the distribution account does not exist on the network"
+    )
+    with pytest.raises(InvalidField):
+        await DisbursementService(make_settings(), uow=UnitOfWorkFactory(engine)).accounts_status()
