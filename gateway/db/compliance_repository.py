@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -152,51 +152,3 @@ class OutgoingRequests:
         columns = [c for c in compliance_outgoing.c if c.name not in hidden]
         query = select(*columns).order_by(_o.created_at.desc()).limit(limit)
         return [dict(r._mapping) for r in await self._conn.execute(query)]
-
-
-# Sealed personal data of SEP-3, by kind: (table, key id column, sealed column).
-SEALED = {
-    "request": (compliance_requests, "data_key_id", "data_sealed"),
-    "sent": (compliance_outgoing, "data_key_id", "data_sealed"),
-    "sent_dest_info": (compliance_outgoing, "dest_info_key_id", "dest_info_sealed"),
-}
-
-
-class SealedCompliance:
-    """SEP-3 values sealed under a KYC key, for `gateway keys rotate-kyc`."""
-
-    def __init__(self, conn: AsyncConnection):
-        self._conn = conn
-
-    async def under(self, key_ids: list[str], limit: int) -> list[tuple[str, str, str, bytes]]:
-        """Up to ``limit`` of each kind sealed under these keys: (kind, id, key id, blob)."""
-        out: list[tuple[str, str, str, bytes]] = []
-        for kind, (table, key, blob) in SEALED.items():
-            rows = await self._conn.execute(
-                select(table.c.id, table.c[key], table.c[blob])
-                .where(table.c[key].in_(key_ids))
-                .limit(limit)
-            )
-            out += [(kind, r[0], r[1], r[2]) for r in rows]
-        return out
-
-    async def replace(self, kind: str, row_id: str, old: str, new: str, sealed: bytes) -> int:
-        table, key, blob = SEALED[kind]
-        done = await self._conn.execute(
-            update(table)
-            .where(table.c.id == row_id, table.c[key] == old)
-            .values({key: new, blob: sealed})
-        )
-        return int(done.rowcount or 0)
-
-    async def key_ids(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for table, key, _ in SEALED.values():
-            rows = await self._conn.execute(
-                select(table.c[key], func.count())
-                .where(table.c[key].is_not(None))
-                .group_by(table.c[key])
-            )
-            for kid, n in rows:
-                counts[kid] = counts.get(kid, 0) + n
-        return counts

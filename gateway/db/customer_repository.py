@@ -374,48 +374,6 @@ class Customers:
             query = query.where(customer_fields.c.status != unless)
         await self._conn.execute(query.values(status=status, error=error, updated_at=now))
 
-    async def sealed_fields_under(
-        self, key_ids: list[str], limit: int
-    ) -> list[tuple[str, str, str, bytes]]:
-        """Up to ``limit`` text fields sealed with one of ``key_ids``: (customer, name, key
-        id, value)."""
-        rows = await self._conn.execute(
-            select(
-                customer_fields.c.customer_id,
-                customer_fields.c.name,
-                customer_fields.c.key_id,
-                customer_fields.c.value,
-            )
-            .where(customer_fields.c.key_id.in_(key_ids))
-            .limit(limit)
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    async def sealed_key_ids(self) -> dict[str, int]:
-        """How many fields and files each key id seals."""
-        counts: dict[str, int] = {}
-        for column in (customer_fields.c.key_id, customer_files.c.key_id):
-            rows = await self._conn.execute(
-                select(column, func.count()).where(column.is_not(None)).group_by(column)
-            )
-            for kid, n in rows:
-                counts[kid] = counts.get(kid, 0) + int(n)
-        return counts
-
-    async def replace_sealed_field(
-        self, customer_id: str, name: str, old_key: str, key_id: str, value: bytes
-    ) -> bool:
-        done = await self._conn.execute(
-            update(customer_fields)
-            .where(
-                customer_fields.c.customer_id == customer_id,
-                customer_fields.c.name == name,
-                customer_fields.c.key_id == old_key,
-            )
-            .values(key_id=key_id, value=value)
-        )
-        return done.rowcount == 1
-
     # -- per-type status ---------------------------------------------------------------------
 
     async def type_statuses(self, customer_id: str) -> dict[str, TypeStatusRow]:
@@ -565,26 +523,6 @@ class Customers:
                 customer_files.c.memo_type == memo_type, customer_files.c.memo == memo
             )
         await self._conn.execute(query)
-
-    async def sealed_files_under(
-        self, key_ids: list[str], limit: int
-    ) -> list[tuple[str, str, bytes]]:
-        rows = await self._conn.execute(
-            select(customer_files.c.id, customer_files.c.key_id, customer_files.c.content)
-            .where(customer_files.c.key_id.in_(key_ids))
-            .limit(limit)
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def replace_sealed_file(
-        self, file_id: str, old_key: str, key_id: str, content: bytes
-    ) -> bool:
-        done = await self._conn.execute(
-            update(customer_files)
-            .where(customer_files.c.id == file_id, customer_files.c.key_id == old_key)
-            .values(key_id=key_id, content=content)
-        )
-        return done.rowcount == 1
 
     # -- verification codes ------------------------------------------------------------------
 

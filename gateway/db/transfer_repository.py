@@ -277,35 +277,6 @@ class Transfers:
         ).first()
         return (row[0], row[1]) if row else None
 
-    async def sealed_info_under(
-        self, key_ids: list[str], limit: int
-    ) -> list[tuple[str, str, bytes]]:
-        """Up to ``limit`` sealed PATCH values under one of ``key_ids``: (transfer, key, blob)."""
-        rows = await self._conn.execute(
-            select(transfers.c.id, transfers.c.info_key_id, transfers.c.info_sealed)
-            .where(transfers.c.info_key_id.in_(key_ids))
-            .limit(limit)
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def replace_sealed_info(
-        self, transfer_id: str, old_key: str, key_id: str, sealed: bytes
-    ) -> bool:
-        done = await self._conn.execute(
-            update(transfers)
-            .where(transfers.c.id == transfer_id, transfers.c.info_key_id == old_key)
-            .values(info_key_id=key_id, info_sealed=sealed)
-        )
-        return done.rowcount == 1
-
-    async def sealed_key_ids(self) -> dict[str, int]:
-        rows = await self._conn.execute(
-            select(transfers.c.info_key_id, func.count())
-            .where(transfers.c.info_key_id.is_not(None))
-            .group_by(transfers.c.info_key_id)
-        )
-        return {kid: int(n) for kid, n in rows}
-
     async def save_many(self, items: list[Transfer]) -> None:
         """``save`` for many (no refunds), in two statements."""
         if not items:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from gateway.db.compliance_repository import (
     ComplianceRequests,
     OutgoingRequests,
-    SealedCompliance,
 )
 from gateway.db.customer_repository import Customers
 from gateway.db.disbursement_repository import Disbursements
@@ -18,6 +17,7 @@ from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
 from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
+from gateway.db.sealed_repository import SealedValues
 from gateway.db.transfer_repository import IncomingPayments, Payouts, Transfers
 
 
@@ -33,7 +33,7 @@ class UnitOfWork:
     federation: FederationNames
     compliance: ComplianceRequests
     outgoing: OutgoingRequests
-    sealed_compliance: SealedCompliance
+    sealed: SealedValues
     disbursements: Disbursements
 
     def __init__(
@@ -95,7 +95,7 @@ class UnitOfWork:
         self.federation = FederationNames(conn)
         self.compliance = ComplianceRequests(conn)
         self.outgoing = OutgoingRequests(conn)
-        self.sealed_compliance = SealedCompliance(conn)
+        self.sealed = SealedValues(conn)
         self.disbursements = Disbursements(conn)
         return self
 

@@ -7,6 +7,7 @@ still carries the old key id (a concurrent update wins)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,10 +17,14 @@ from gateway.sep3_auth.service import request_context
 from gateway.sep12_customer.service import _field_context, _file_context
 from gateway.sep31.model import transfer_info_context
 
-COMPLIANCE_CONTEXTS = {
-    "request": request_context,
-    "sent": data_context,
-    "sent_dest_info": dest_info_context,
+# The context each kind of value (gateway.db.sealed_repository.SEALED) is sealed under.
+CONTEXTS: dict[str, Callable[..., str]] = {
+    "field": _field_context,
+    "file": _file_context,
+    "transfer_info": transfer_info_context,
+    "compliance_request": request_context,
+    "compliance_sent": data_context,
+    "compliance_sent_dest_info": dest_info_context,
 }
 
 if TYPE_CHECKING:
@@ -34,28 +39,16 @@ class RotationReport:
 
 
 async def rotate_once(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) -> int:
-    """Re-seal up to ``batch`` fields and files sealed with an older key; returns how many."""
+    """Re-seal up to ``batch`` values of each kind sealed with an older key; how many."""
     old = [kid for kid in vault.key_ids() if not vault.is_current(kid)]
     if not old:
         return 0
     done = 0
     async with uow() as u:
-        for customer_id, name, kid, value in await u.customers.sealed_fields_under(old, batch):
-            context = _field_context(customer_id, name)
-            new_kid, sealed = vault.seal(vault.open(kid, value, context), context)
-            done += await u.customers.replace_sealed_field(customer_id, name, kid, new_kid, sealed)
-        for file_id, kid, content in await u.customers.sealed_files_under(old, batch):
-            context = _file_context(file_id)
-            new_kid, sealed = vault.seal(vault.open(kid, content, context), context)
-            done += await u.customers.replace_sealed_file(file_id, kid, new_kid, sealed)
-        for transfer_id, kid, blob in await u.transfers.sealed_info_under(old, batch):
-            context = transfer_info_context(transfer_id)
+        for kind, keys, kid, blob in await u.sealed.under(old, batch):
+            context = CONTEXTS[kind](*keys)
             new_kid, sealed = vault.seal(vault.open(kid, blob, context), context)
-            done += await u.transfers.replace_sealed_info(transfer_id, kid, new_kid, sealed)
-        for kind, row_id, kid, blob in await u.sealed_compliance.under(old, batch):
-            context = COMPLIANCE_CONTEXTS[kind](row_id)
-            new_kid, sealed = vault.seal(vault.open(kid, blob, context), context)
-            done += await u.sealed_compliance.replace(kind, row_id, kid, new_kid, sealed)
+            done += await u.sealed.replace(kind, keys, kid, new_kid, sealed)
         await u.commit()
     return done
 
@@ -65,10 +58,6 @@ async def rotate(uow: UnitOfWorkFactory, vault: Vault, batch: int = 200) -> Rota
     while (n := await rotate_once(uow, vault, batch)) > 0:
         report.resealed += n
     async with uow(read_only=True) as u:
-        counts = await u.customers.sealed_key_ids()
-        for kid, n in (await u.transfers.sealed_key_ids()).items():
-            counts[kid] = counts.get(kid, 0) + n
-        for kid, n in (await u.sealed_compliance.key_ids()).items():
-            counts[kid] = counts.get(kid, 0) + n
+        counts = await u.sealed.key_ids()
     report.left = {k: n for k, n in counts.items() if not vault.is_current(k)} or None
     return report

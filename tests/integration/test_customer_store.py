@@ -403,15 +403,15 @@ async def test_sealed_values_are_counted_and_replaced_only_under_their_old_key(u
         await u.customers.add_file(
             FileRow("f1", account, "none", "", "c1", "image/png", 1, "old", b"3", NOW, None)
         )
-        assert await u.customers.sealed_key_ids() == {"old": 2, "new": 1}
-        assert await u.customers.sealed_fields_under(["old"], 10) == [
-            ("c1", "first_name", "old", b"1")
+        assert await u.sealed.key_ids() == {"old": 2, "new": 1}
+        assert await u.sealed.under(["old"], 10) == [
+            ("field", ("c1", "first_name"), "old", b"1"),
+            ("file", ("f1",), "old", b"3"),
         ]
-        assert await u.customers.sealed_files_under(["old"], 10) == [("f1", "old", b"3")]
-        assert await u.customers.replace_sealed_field("c1", "last_name", "old", "x", b"9") is False
-        assert await u.customers.replace_sealed_field("c1", "first_name", "old", "new", b"4")
-        assert await u.customers.replace_sealed_file("f1", "old", "new", b"5") is True
-        assert await u.customers.sealed_key_ids() == {"new": 3}
+        assert await u.sealed.replace("field", ("c1", "last_name"), "old", "x", b"9") is False
+        assert await u.sealed.replace("field", ("c1", "first_name"), "old", "new", b"4")
+        assert await u.sealed.replace("file", ("f1",), "old", "new", b"5") is True
+        assert await u.sealed.key_ids() == {"new": 3}
         await u.commit()
 
 
