@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +11,6 @@ import pytest
 from starlette.applications import Starlette
 from stellar_sdk import Keypair
 
-from gateway.app import create_app
-from gateway.deps import Deps
-from gateway.outbound.horizon import HttpxHorizon
-from gateway.outbound.stellar_toml import HttpxStellarTomls
 from gateway.sandbox.horizon import FakeHorizonTransport, FakeLedger
 from gateway.settings import Settings
 from tests.fakes.callbacks import FakeCallbackEndpoints, FakeNotifier
@@ -60,38 +55,7 @@ def gateway_env() -> dict[str, str]:
 async def gateway(
     make_settings: Callable[..., Settings], sqlite_engine: Any, gateway_env: dict[str, str]
 ) -> AsyncIterator[Gateway]:
-    settings = make_settings(**gateway_env)
-    ledger = FakeLedger(settings.network_passphrase)
-    transport = FakeHorizonTransport(ledger)
-    horizon_client = httpx.AsyncClient(transport=transport, base_url="http://horizon.test")
-    tomls = TomlHosts()
-    toml_client = tomls.client()
-    callbacks, notifier = FakeCallbackEndpoints(), FakeNotifier()
-    deps = Deps(
-        engine=sqlite_engine,
-        horizon=HttpxHorizon(horizon_client),
-        tomls=HttpxStellarTomls(toml_client, insecure_hosts=settings.outbound.insecure_hosts),
-        callbacks=callbacks,
-        notifier=notifier,
-        clock=time.time,
-    )
-    app = create_app(settings, deps)
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://localhost:8000"
-    )
-    gw = Gateway(
-        app,
-        client,
-        settings,
-        ledger,
-        transport,
-        tomls,
-        callbacks,
-        notifier,
-        [horizon_client, toml_client],
-    )
-    try:
+    from tests.fakes.sep12 import running_gateway
+
+    async with running_gateway(make_settings(**gateway_env), sqlite_engine) as gw:
         yield gw
-    finally:
-        for c in (client, horizon_client, toml_client):
-            await c.aclose()

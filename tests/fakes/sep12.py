@@ -181,7 +181,8 @@ async def running_gateway(
     clock: Callable[[], float] = time.time,
     kyc_provider: Any = None,
 ) -> AsyncIterator[Any]:
-    """The app as tests/e2e/conftest.py builds it, with ``clock`` and ``kyc_provider``."""
+    """The whole app in-process (the ``gateway`` fixture), with ``clock`` and ``kyc_provider``:
+    the fake Horizon, respx-served toml hosts, fake callback endpoints and notifier."""
     from tests.e2e.conftest import Gateway
 
     ledger = FakeLedger(settings.network_passphrase)
