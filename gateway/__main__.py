@@ -252,16 +252,42 @@ def _with_services(args: argparse.Namespace, job: Callable[[Deps, Services], Awa
         raise CommandFailed([exc.message, *exc.extra.get("problems", ())]) from None
 
 
+def _with_database(
+    args: argparse.Namespace,
+    job: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    read_only: bool = True,
+) -> T:
+    """Run ``job`` in one unit of work on the configured database, and nothing else: no
+    secrets are needed (a read, or an outbox redelivery, on a mainnet host). A bad config
+    ends the command with exit 2."""
+    from gateway.db.uow import UnitOfWorkFactory
+    from gateway.deps import build_engine
+
+    try:
+        settings = _load(args, check_secrets=False)
+    except ConfigError as exc:
+        raise CommandFailed(exc.problems, code=2) from None
+
+    async def run() -> T:
+        engine = build_engine(settings)
+        try:
+            async with UnitOfWorkFactory(engine)(read_only=read_only) as uow:
+                result = await job(uow)
+                if not read_only:
+                    await uow.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _print_rows(
     args: argparse.Namespace, read: Callable[[UnitOfWork], Awaitable[list[dict[str, Any]]]]
 ) -> int:
-    """Rows an operator lists, read in one read-only unit of work, one JSON line each."""
-
-    async def job(deps: Deps, _: Services) -> list[dict[str, Any]]:
-        async with deps.uow(read_only=True) as uow:
-            return await read(uow)
-
-    for row in _with_services(args, job):
+    """Rows an operator lists, one JSON line each."""
+    for row in _with_database(args, read):
         print(json.dumps(row, default=str))
     return 0
 
@@ -646,49 +672,16 @@ def cmd_keys_rotate_kyc(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
-    try:
-        settings = _load(args, check_secrets=False)
-    except ConfigError as exc:
-        return _fail(exc.problems)
-
-    async def run() -> list[dict[str, Any]]:
-        from gateway.db.uow import UnitOfWorkFactory
-        from gateway.deps import build_engine
-
-        engine = build_engine(settings)
-        try:
-            async with UnitOfWorkFactory(engine)(read_only=True) as uow:
-                return await uow.outbox.list(args.status, args.kind, args.limit)
-        finally:
-            await engine.dispose()
-
-    for row in asyncio.run(run()):
-        print(json.dumps(row, default=str))
-    return 0
+    return _print_rows(args, lambda uow: uow.outbox.list(args.status, args.kind, args.limit))
 
 
 def cmd_outbox_redeliver(args: argparse.Namespace) -> int:
-    try:
-        settings = _load(args, check_secrets=False)
-    except ConfigError as exc:
-        return _fail(exc.problems)
+    from datetime import UTC, datetime
 
-    async def run() -> bool:
-        from datetime import UTC, datetime
-
-        from gateway.db.uow import UnitOfWorkFactory
-        from gateway.deps import build_engine
-
-        engine = build_engine(settings)
-        try:
-            async with UnitOfWorkFactory(engine)() as uow:
-                done = await uow.outbox.redeliver(args.id, datetime.now(UTC))
-                await uow.commit()
-                return done
-        finally:
-            await engine.dispose()
-
-    if not asyncio.run(run()):
+    done = _with_database(
+        args, lambda uow: uow.outbox.redeliver(args.id, datetime.now(UTC)), read_only=False
+    )
+    if not done:
         return _fail([f"no dead message {args.id}"], code=1)
     print(f"message {args.id} queued again")
     return 0
