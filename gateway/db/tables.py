@@ -29,6 +29,18 @@ metadata = MetaData(
     }
 )
 
+
+def _history(status_length: int) -> list[Column[object]]:
+    """The columns every history table has: the move, who made it, why and when."""
+    return [
+        Column("from_status", String(status_length), nullable=True),
+        Column("to_status", String(status_length), nullable=False),
+        Column("actor", String(128), nullable=False),
+        Column("reason", String(512), nullable=True),
+        Column("at", UtcDateTime, nullable=False),
+    ]
+
+
 # SEP-10 challenges that already produced a token: one token per challenge.
 sep10_used_challenges = Table(
     "sep10_used_challenges",
@@ -184,11 +196,7 @@ disbursement_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("disbursement_id", String(36), nullable=False, index=True),
     Column("payment_id", String(36), nullable=True),
-    Column("from_status", String(16), nullable=True),
-    Column("to_status", String(16), nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("reason", String(512), nullable=True),
-    Column("at", UtcDateTime, nullable=False),
+    *_history(16),
 )
 
 # -- SEP-12 customers ----------------------------------------------------------------------
@@ -305,11 +313,7 @@ customer_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("customer_id", String(36), nullable=False, index=True),
     Column("type", String(64), nullable=True),
-    Column("from_status", String(16), nullable=True),
-    Column("to_status", String(16), nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("reason", String(512), nullable=True),
-    Column("at", UtcDateTime, nullable=False),
+    *_history(16),
 )
 
 # -- outbox: messages that must leave after their transaction commits ------------------------
@@ -384,11 +388,7 @@ transfer_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("transfer_id", String(36), nullable=False, index=True),
-    Column("from_status", String(40), nullable=True),
-    Column("to_status", String(40), nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("reason", String(512), nullable=True),
-    Column("at", UtcDateTime, nullable=False),
+    *_history(40),
 )
 
 transfer_refunds = Table(
