@@ -145,14 +145,6 @@ class Disbursements:
             )
         return moved
 
-    async def original(self, disbursement_id: str) -> bytes | None:
-        row = (
-            await self._conn.execute(
-                select(disbursements.c.original).where(disbursements.c.id == disbursement_id)
-            )
-        ).first()
-        return bytes(row[0]) if row is not None else None
-
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         columns = [c for c in disbursements.c if c.name != "original"]
         query = select(*columns).order_by(disbursements.c.created_at.desc()).limit(limit)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
+
 from gateway.disbursement.csv_rows import read_rows
 from gateway.disbursement.model import Disbursement, DisbursementStatus, PaymentStatus
 from gateway.errors import (
@@ -148,8 +150,14 @@ class DisbursementService:
                 "created_at": now,
                 "updated_at": now,
             }
-            await uow.disbursements.add(row, payments)
-            await uow.commit()
+            try:
+                await uow.disbursements.add(row, payments)
+                await uow.commit()
+            except IntegrityError:  # an upload at the same moment took some of these ids
+                raise Conflict(
+                    "another upload has just used some of these external payment ids; "
+                    "upload again to see which"
+                ) from None
         return {k: v for k, v in row.items() if k != "original"}
 
     async def act(

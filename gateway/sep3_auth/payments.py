@@ -93,8 +93,9 @@ def _match(
         return Matched("wrong_account", "paid to another address than authorized", rid), None
     if (p.asset_code, p.asset_issuer) != (r["asset_code"], r["asset_issuer"]):
         return Matched("wrong_asset", f"the request authorized {r['asset_code']}", rid), None
-    if r["tx_status"] != "ok":
-        return Matched("unauthorized", f"the compliance request is {r['tx_status']}", rid), None
+    if r["tx_status"] != "ok" or r["customer_id"] is None:
+        status = r["tx_status"] if r["tx_status"] != "ok" else "for no customer"
+        return Matched("unauthorized", f"the compliance request is {status}", rid), None
     if rid in taken:
         return Matched("duplicate", "the authorized payment had arrived already", rid), None
     paid = to_stroops(p.amount)

@@ -23,7 +23,7 @@ from stellar_sdk import Keypair, MuxedAccount, Network
 from stellar_sdk.exceptions import BadSignatureError
 from stellar_sdk.operation import Payment
 
-from gateway.errors import InvalidField, NotFound, RemoteTomlError
+from gateway.errors import Conflict, InvalidField, NotFound, RemoteTomlError
 from gateway.federation import FederationService
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signing_key_of
 from gateway.personal_data import Vault
@@ -309,15 +309,17 @@ class ComplianceService:
             row = await uow.compliance.get(request_id, lock=True)
             if row is None:
                 raise NotFound("compliance request not found")
+            if tx == OK and row["customer_id"] is None:
+                # A payment authorized for no customer would be paid out to no one.
+                raise Conflict("the recipient is not a customer of this anchor; it cannot be ok")
+            final = (tx or row["tx_status"], info or row["info_status"])
             values: dict[str, Any] = {
+                "tx_status": final[0],
+                "info_status": final[1],
                 "decided_by": operator[:128],
                 "reason": (reason or None) and reason[:512],
-                "public_reason": PUBLIC_REASONS[DENIED] if DENIED in (tx, info) else None,
+                "public_reason": PUBLIC_REASONS[DENIED] if DENIED in final else None,
             }
-            if tx is not None:
-                values["tx_status"] = tx
-            if info is not None:
-                values["info_status"] = info
             await uow.compliance.decide(request_id, values, self._clock())
             await uow.commit()
         return {**row, **values}

@@ -298,6 +298,14 @@ async def test_the_payment_must_be_ours_and_for_a_customer(gateway, bob):
         "tx_status": "denied",
         "error": "the recipient is not a customer of this anchor",
     }
+    # No operator can make it ok: its payment would be paid out to no one.
+    from gateway.errors import Conflict
+
+    [nobody] = [r for r in await rows(gateway, compliance_requests) if r["nonce"] == "who"]
+    with pytest.raises(Conflict, match="not a customer"):
+        await gateway.app.state.services.compliance.decide(
+            nobody["id"], tx="ok", info=None, operator="operator:ana", reason=None
+        )
     # The customer named by a muxed destination, or by the memo as route.
     muxed = MuxedAccount(OURS, int(bob[1])).account_muxed
     response = await post(gateway, form(*fi.request(nonce="mux", route="", destination=muxed)))

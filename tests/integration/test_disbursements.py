@@ -365,3 +365,21 @@ async def test_the_distribution_accounts_status_shows_what_is_promised_and_warns
     )
     with pytest.raises(InvalidField):
         await DisbursementService(make_settings(), uow=UnitOfWorkFactory(engine)).accounts_status()
+
+
+async def test_two_uploads_at_once_with_one_external_id_keep_one(service, engine):
+    from gateway.errors import Conflict
+
+    files = [(HEADER + f"{n},1,GWUSD,{G},,same-id\n").encode() for n in ("a", "b")]
+    results = await asyncio.gather(
+        *(service.upload(f, name="n", uploaded_by="operator:ana") for f in files),
+        return_exceptions=True,
+    )
+    kept = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if not isinstance(r, dict)]
+    assert len(kept) == 1 and len(refused) == 1
+    assert isinstance(refused[0], RowsRefused | Conflict)
+    assert (await count(engine, disbursements), await count(engine, disbursement_payments)) == (
+        1,
+        1,
+    )

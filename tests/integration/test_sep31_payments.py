@@ -1098,7 +1098,14 @@ async def test_a_transfer_resumes_however_many_newer_ones_still_wait(gw, partner
 
 
 async def authorized(
-    gw, partner, attachment: str, *, amount=200_000_000, status="ok", domain="bank.test"
+    gw,
+    partner,
+    attachment: str,
+    *,
+    amount=200_000_000,
+    status="ok",
+    domain="bank.test",
+    customer: object = "receiver",
 ) -> str:
     """A stored SEP-3 request for our receiver, as the AUTH_SERVER leaves it; its id."""
     import hashlib
@@ -1111,7 +1118,7 @@ async def authorized(
         sender_domain=domain,
         nonce=attachment,
         memo=hashlib.sha256(attachment.encode()).hexdigest(),
-        customer_id=partner._ids[1],  # type: ignore[attr-defined]
+        customer_id=partner._ids[1] if customer == "receiver" else customer,  # type: ignore[attr-defined]
         destination=RECEIVING,
         asset_code="GWUSD",
         asset_issuer=ISSUER,
@@ -1136,12 +1143,14 @@ async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
     short = await authorized(gw, partner, '{"nonce":"c"}')
     twice = await authorized(gw, partner, '{"nonce":"d"}')
     twice_too = await authorized(gw, partner, '{"nonce":"d"}', domain="other.test")
+    no_one = await authorized(gw, partner, '{"nonce":"e"}', customer=None)
     paid(sender, hash_memo('{"nonce":"a"}'), "20")
     paid(sender, hash_memo('{"nonce":"a"}'), "20")  # the same payment again
     paid(sender, hash_memo('{"nonce":"b"}'), "20")
     paid(sender, hash_memo('{"nonce":"c"}'), "19")
     paid(sender, hash_memo('{"nonce":"a"}'), "20", Asset.native())
     paid(sender, hash_memo('{"nonce":"z"}'), "20")  # authorized by no one
+    paid(sender, hash_memo('{"nonce":"e"}'), "20")  # authorized, but for no customer
     paid(sender, hash_memo('{"nonce":"d"}'), "20")  # authorized for two institutions
     await drain(services(gw).watcher)
     seen = await incoming(gw)
@@ -1152,6 +1161,7 @@ async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
         ("short", short),
         ("wrong_asset", ok),
         ("unknown_memo", None),
+        ("unauthorized", no_one),
     ]
     assert seen[-1]["outcome"] == "unauthorized" and seen[-1]["compliance_id"] in (twice, twice_too)
     assert seen[-1]["note"] == "the compliance request is ambiguous"
