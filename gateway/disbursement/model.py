@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from gateway.errors import Conflict
-from gateway.sep31.model import Event
+from gateway.history import Event, IllegalTransition
 
 
 class DisbursementStatus(StrEnum):
@@ -59,11 +59,6 @@ P_ALLOWED: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 TERMINAL = frozenset({P.SUCCESS, P.FAILED, P.CANCELED})
 
 
-class IllegalMove(Conflict):
-    def __init__(self, what: str, current: str, wanted: str):
-        super().__init__(f"a {what} in {current} cannot become {wanted}")
-
-
 class ApprovalRefused(Conflict):
     pass
 
@@ -81,7 +76,7 @@ class Disbursement:
         self, to: DisbursementStatus, actor: str, reason: str | None, at: datetime
     ) -> Disbursement:
         if to not in D_ALLOWED[self.status]:
-            raise IllegalMove("disbursement", self.status, to)
+            raise IllegalTransition(self.status, to, "disbursement")
         event = Event(str(self.status), str(to), actor, reason, at)
         return replace(self, status=to, events=(*self.events, event))
 
@@ -133,13 +128,13 @@ class DisbursementPayment:
         self, to: PaymentStatus, actor: str, reason: str | None, at: datetime
     ) -> DisbursementPayment:
         if to not in P_ALLOWED[self.status]:
-            raise IllegalMove("payment", self.status, to)
+            raise IllegalTransition(self.status, to, "payment")
         event = Event(str(self.status), str(to), actor, reason, at)
         return replace(self, status=to, events=(*self.events, event))
 
     def mark_ready(self, actor: str, at: datetime) -> DisbursementPayment:
         if self.status != P.DRAFT:  # a failed payment comes back only by retry()
-            raise IllegalMove("payment", self.status, "ready")
+            raise IllegalTransition(self.status, "ready", "payment")
         return self._move(P.READY, actor, None, at)
 
     def submitted(self, at: datetime) -> DisbursementPayment:
@@ -155,7 +150,7 @@ class DisbursementPayment:
         """Only an explicit retry brings a failed payment back (and approval applies to it
         as to any payout)."""
         if self.status != P.FAILED:
-            raise IllegalMove("payment", self.status, "ready by a retry")
+            raise IllegalTransition(self.status, "ready by a retry", "payment")
         return self._move(P.READY, actor, "retry", at)
 
     def cancel(self, actor: str, reason: str | None, at: datetime) -> DisbursementPayment:

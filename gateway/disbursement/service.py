@@ -22,10 +22,10 @@ from gateway.errors import (
     PayloadTooLarge,
 )
 from gateway.federation.client import Resolved, resolve_address
+from gateway.history import Event
 from gateway.outbound.compliance_peers import CompliancePeers
 from gateway.outbound.horizon import HorizonAccounts
 from gateway.outbound.stellar_toml import StellarTomls
-from gateway.sep31.model import Event
 from gateway.settings import Settings
 from gateway.types import format_stroops, to_stroops
 

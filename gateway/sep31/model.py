@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from gateway.errors import Conflict
+from gateway.history import Event, IllegalTransition
 from gateway.types import STROOPS_PER_UNIT
 
 
@@ -58,22 +58,6 @@ ALLOWED: dict[TransferStatus, frozenset[TransferStatus]] = {
     S.EXPIRED: frozenset(),
     S.ERROR: frozenset({S.REFUNDED}),  # an operator may still send the money back
 }
-
-
-class IllegalTransition(Conflict):
-    def __init__(self, current: str, wanted: str):
-        super().__init__(f"a transfer in {current} cannot become {wanted}")
-        self.current = current
-        self.wanted = wanted
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    from_status: str | None
-    to_status: str
-    actor: str
-    reason: str | None
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,8 +135,9 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
 async def test_operators_move_a_disbursement_through_the_model_with_its_history(
     make_settings, engine
 ):
-    from gateway.disbursement.model import ApprovalRefused, IllegalMove
+    from gateway.disbursement.model import ApprovalRefused
     from gateway.errors import InvalidField, NotFound
+    from gateway.history import IllegalTransition
 
     service = DisbursementService(
         make_settings(GATEWAY_DISBURSEMENT_APPROVALS="2"), uow=UnitOfWorkFactory(engine)
@@ -153,7 +154,7 @@ async def test_operators_move_a_disbursement_through_the_model_with_its_history(
     assert ready["status"] == "ready"
     approved = await service.act(did, "approve", "operator:cai")
     assert json.loads(approved["approvers"]) == ["operator:bea", "operator:cai"]
-    with pytest.raises(IllegalMove):
+    with pytest.raises(IllegalTransition):
         await service.act(did, "pause", "operator:ana")  # not started
     with pytest.raises(InvalidField):
         await service.act(did, "start", "operator:ana")

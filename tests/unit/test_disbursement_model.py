@@ -15,9 +15,9 @@ from gateway.disbursement.model import (
     Disbursement,
     DisbursementPayment,
     DisbursementStatus,
-    IllegalMove,
     PaymentStatus,
 )
+from gateway.history import IllegalTransition
 
 AT = datetime(2026, 11, 21, tzinfo=UTC)
 D, P = DisbursementStatus, PaymentStatus
@@ -46,7 +46,7 @@ def test_every_disbursement_move_is_legal_or_refused(start, to):
         assert moved.status == to and moved.events[-1].from_status == start
         assert (moved.events[-1].to_status, moved.events[-1].actor) == (to, "ana")
     else:
-        with pytest.raises(IllegalMove):
+        with pytest.raises(IllegalTransition):
             disbursement_move(d, to)
         assert d.status == start and d.events == ()
 
@@ -69,18 +69,18 @@ def test_every_payment_move_is_legal_or_refused(start, to):
         moved = payment_move(p, to)
         assert moved.status == to and moved.events[-1].from_status == start
     else:
-        with pytest.raises(IllegalMove):
+        with pytest.raises(IllegalTransition):
             payment_move(p, to)
         assert p.status == start and p.events == ()
 
 
 def test_a_failed_payment_comes_back_only_by_an_explicit_retry():
     failed = DisbursementPayment("p1", P.FAILED, failure="op_underfunded")
-    with pytest.raises(IllegalMove):
+    with pytest.raises(IllegalTransition):
         failed.mark_ready("ana", AT)
     again = failed.retry("ana", AT)
     assert (again.status, again.events[-1].reason) == (P.READY, "retry")
-    with pytest.raises(IllegalMove):
+    with pytest.raises(IllegalTransition):
         DisbursementPayment("p2", P.READY).retry("ana", AT)
     assert failed.status == P.FAILED  # the original is unchanged
 
