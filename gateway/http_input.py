@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,14 +21,24 @@ MAX_JSON_BYTES = 262_144  # no request of any SEP needs more; files come as mult
 NUL_IN_BODY = "Request body must not contain NUL characters"
 
 
-def _has_nul(value: object) -> bool:
+def any_text(value: object, bad: Callable[[str], bool]) -> bool:
+    """Whether any string in a parsed JSON value (keys included, at any depth) is ``bad``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return bad(value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(bad(k) or any_text(v, bad) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(any_text(v, bad) for v in value)
     return False
+
+
+def has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def unstorable(text: str) -> bool:
+    """A NUL (PostgreSQL text cannot hold one) or a lone surrogate (not UTF-8)."""
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +71,7 @@ async def read_fields(request: Request, *, allow_files: bool = False) -> dict[st
             raise BadRequest("Request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
-        if _has_nul(data):
+        if any_text(data, has_nul):
             raise BadRequest(NUL_IN_BODY)
         return data
     if kind in (FORM, MULTIPART):

@@ -21,6 +21,7 @@ from stellar_sdk import Transaction, xdr
 from stellar_sdk.memo import HashMemo
 
 from gateway.errors import BadRequest, InvalidField
+from gateway.http_input import any_text, unstorable
 
 MAX_FORM_BYTES = 65_536
 MAX_TX_BYTES = 16_384
@@ -116,7 +117,7 @@ def parse_request(data: bytes, sig: bytes) -> AuthRequest:
         raise InvalidField("data", "is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidField("data", "must be a JSON object")
-    if not _storable(body):
+    if any_text(body, unstorable):
         raise InvalidField("data", "must not hold NUL characters or unpaired surrogates")
     sender = body.get("sender")
     if not isinstance(sender, str) or sender.count("*") != 1:
@@ -167,18 +168,6 @@ def _attachment(text: str) -> dict[str, Any]:
         raise InvalidField("attachment", "is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidField("attachment", "must be a JSON object")
-    if not _storable(parsed):
+    if any_text(parsed, unstorable):
         raise InvalidField("attachment", "must not hold NUL characters or unpaired surrogates")
     return parsed
-
-
-def _storable(value: object) -> bool:
-    """No NUL (PostgreSQL text cannot hold one) and no lone surrogate (not UTF-8), at any
-    depth (JSON nesting is bounded by the parser's recursion limit)."""
-    if isinstance(value, str):
-        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return all(_storable(k) and _storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable(v) for v in value)
-    return True
