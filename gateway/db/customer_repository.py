@@ -163,46 +163,6 @@ class Customers:
             return query.with_for_update()
         return query
 
-    async def with_type_status(
-        self,
-        type_name: str,
-        *,
-        customer_id: str | None = None,
-        identity: tuple[str, str, str] | None = None,
-    ) -> tuple[CustomerRow, TypeStatusRow | None] | None:
-        """The customer (by id, or by (account, memo_type, memo)) and its stored status for
-        one type, in one query: GET /customer's hot path."""
-        s = customer_type_status.c
-        query = select(
-            *_CUSTOMER_COLUMNS,
-            s.type,
-            s.status,
-            s.decision,
-            s.decision_version,
-            s.message,
-            s.review_version,
-        ).select_from(
-            customers.outerjoin(
-                customer_type_status,
-                and_(s.customer_id == customers.c.id, s.type == type_name),
-            )
-        )
-        if customer_id is not None:
-            query = query.where(customers.c.id == customer_id)
-        else:
-            assert identity is not None
-            account, memo_type, memo = identity
-            query = query.where(
-                customers.c.account == account,
-                customers.c.memo_type == memo_type,
-                customers.c.memo == memo,
-            )
-        row = (await self._conn.execute(query)).first()
-        if row is None:
-            return None
-        status = TypeStatusRow(*row[5:]) if row[5] is not None else None
-        return CustomerRow(*row[:5]), status
-
     async def for_check(
         self, customer_ids: list[str], type_names: list[str]
     ) -> dict[str, CheckedCustomer]:

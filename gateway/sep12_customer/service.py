@@ -268,16 +268,14 @@ class CustomerService:
         transfers waiting on them; no caller identity: internal use only)."""
         spec = self._type(type_name)
         async with self._uow(read_only=True) as uow:
-            found = await uow.customers.with_type_status(spec.name, customer_id=customer_id)
+            found = (await uow.customers.for_check([customer_id], [spec.name])).get(customer_id)
             if found is None:
                 return None
-            customer, stored = found
             changed_at = await uow.customers.data_changed_at(customer_id)
-            rows = await uow.customers.fields(customer.id)
         assert changed_at is not None
-        provided = {n: Provided(r.status, r.error) for n, r in rows.items()}
-        status = self._evaluate(spec, provided, stored, customer.version).status
-        return status, changed_at
+        provided = {n: Provided(*state) for n, state in found.fields.items()}
+        stored = found.statuses.get(spec.name)
+        return self._evaluate(spec, provided, stored, found.customer.version).status, changed_at
 
     async def statuses_for(
         self,
