@@ -46,7 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from leanload import Conn  # noqa: E402
+from leanload import Conn, cpu_ticks, process_tree  # noqa: E402
 
 from gateway.app import build_services  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
@@ -65,28 +65,8 @@ def free_port() -> int:
 
 
 def clock_ticks(pid: int) -> float:
-    """CPU seconds of a process and its children so far (a server's process tree)."""
-    total = 0.0
-    for p in [pid, *children(pid)]:
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                ppid = int(open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if ppid == pid:
-                out += [int(name), *children(int(name))]
-    return out
+    """CPU seconds of a server's process tree so far."""
+    return cpu_ticks(process_tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def serve_toml(key: Keypair) -> tuple[ThreadingHTTPServer, str]:
