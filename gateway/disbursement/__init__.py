@@ -1,5 +1,6 @@
-"""Bulk disbursements and the payout engine (in progress: the CSV reading and the state
-machines are here; storage, approval flow and submission come next)."""
+"""Bulk disbursements and the payout engine: CSV reading, the state machines, uploads,
+approvals, federation destinations and the start's balance reservation. Channel accounts and
+the submitter are not here yet."""
 
 from gateway.disbursement.csv_rows import Reading, Row, read_rows
 from gateway.disbursement.model import Disbursement, DisbursementPayment

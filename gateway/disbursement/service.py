@@ -1,4 +1,6 @@
-"""Bulk disbursements: upload (all-or-nothing), and what operators see of them."""
+"""Bulk disbursements: upload (all or nothing), operators' actions (federation destinations
+resolved at ready; the total reserved at start), and what operators see of them and of the
+distribution account."""
 
 from __future__ import annotations
 
