@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from benchkit import free_port  # noqa: E402
 from leanload import Conn, cpu_ticks, process_tree  # noqa: E402
 
 from gateway.app import build_services  # noqa: E402
@@ -56,12 +56,6 @@ from gateway.types import ClientIdentity  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 PLACEHOLDER = b"\xab" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clock_ticks(pid: int) -> float:

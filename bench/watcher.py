@@ -36,7 +36,6 @@ import os
 import random
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,8 @@ from stellar_sdk.operation import Payment as PaymentOp
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
+
+from benchkit import free_port  # noqa: E402
 
 from gateway.app import build_services  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
@@ -114,12 +115,6 @@ def code_version() -> str:
         [*git, "status", "--porcelain", "--", "gateway", "config"], capture_output=True, text=True
     ).stdout.strip()
     return head + (" with uncommitted changes" if changed else "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def session(account: str) -> AuthSession:

@@ -581,7 +581,7 @@ def cmd_disbursements_show(args: argparse.Namespace) -> int:
 
 def cmd_accounts_status(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
-        return await services.disbursements.accounts_status()
+        return await services.disbursements.check_balances()
 
     status = _with_services(args, job)
     print(f"distribution account {status['account']}")
@@ -595,6 +595,124 @@ def cmd_accounts_status(args: argparse.Namespace) -> int:
     return 1 if status["warnings"] else 0
 
 
+def _distribution_keys(settings: Settings) -> Any:
+    from stellar_sdk import Keypair
+
+    s = settings.disbursement
+    if s.distribution_secret is None:
+        raise CommandFailed(
+            ["disbursement.distribution_secret: set GATEWAY_DISBURSEMENT_DISTRIBUTION_SECRET"],
+            code=2,
+        )
+    return Keypair.from_secret(s.distribution_secret.reveal())
+
+
+def _channels(deps: Deps, settings: Settings) -> Any:
+    from gateway.disbursement.channels import Channels
+
+    return Channels(
+        settings, uow=deps.uow, horizon=deps.horizon, distribution=_distribution_keys(settings)
+    )
+
+
+def _lane_line(lane: dict[str, Any]) -> str:
+    kind = "distribution" if lane["idx"] is None else f"channel {lane['idx']}"
+    busy = f", sending {lane['open_tx']}" if lane["open_tx"] else ""
+    note = f" ({lane['note']})" if lane.get("note") else ""
+    return f"{lane['account_id']} {kind}: {lane['status']}{note}, sequence {lane['sequence']}{busy}"
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    async def job(deps: Deps, services: Services) -> Any:
+        channels = _channels(deps, services.settings)
+        if args.channels == "create":
+            return await channels.create(args.count)
+        if args.channels == "verify":
+            return await channels.verify()
+        if args.channels == "delete":
+            return await channels.delete()
+        return await channels.lanes()
+
+    found = _with_services(args, job)
+    if args.channels == "delete":
+        print(f"{len(found)} channel account(s) merged back into the distribution account")
+        return 0
+    problems = 0
+    for lane in found:
+        print(_lane_line(lane))
+        for problem in lane.get("problems", ()):
+            problems += 1
+            print(f"  problem: {problem}")
+    return 1 if problems else 0
+
+
+def cmd_disburse(args: argparse.Namespace) -> int:
+    """The payout submitter: ready payouts to the network, results to their sources."""
+    from gateway.disbursement.submitter import Submitter
+    from gateway.logs import configure_logging
+    from gateway.workers import run_forever
+
+    configure_logging(args.log_level)
+
+    async def job(deps: Deps, services: Services) -> None:
+        submitter = Submitter(
+            services.settings,
+            uow=deps.uow,
+            horizon=deps.horizon,
+            distribution=_distribution_keys(services.settings),
+            results=services.payout_results,
+            lease_seconds=args.lease_seconds,
+        )
+        await submitter.ensure_lane()
+        if args.once:
+            while await submitter.step():
+                pass
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        async def check_balances() -> bool:
+            await services.disbursements.check_balances()
+            return False
+
+        await asyncio.gather(
+            *(
+                run_forever(f"disburse-{i}", submitter.step, interval=args.interval, stop=stop)
+                for i in range(args.concurrency)
+            ),
+            run_forever(
+                "balances",
+                check_balances,
+                interval=services.settings.disbursement.balance_check_seconds,
+                stop=stop,
+            ),
+        )
+
+    _with_services(args, job)
+    return 0
+
+
+def cmd_accounts_plan_topup(args: argparse.Namespace) -> int:
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"(\d{1,4})([hd])", args.period)
+    if match is None:
+        raise CommandFailed(["--for: a period such as 24h or 7d"], code=2)
+    hours = int(match[1]) * (24 if match[2] == "d" else 1)
+
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.plan_topup(timedelta(hours=hours))
+
+    plan = _with_services(args, job)
+    for code, amount in plan["plan"].items():
+        print(f"{code}: {amount}")
+    print(plan["xdr"] or plan["note"])
+    return 0
+
+
 def cmd_disbursements_act(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
         return await services.disbursements.act(
@@ -603,9 +721,34 @@ def cmd_disbursements_act(args: argparse.Namespace) -> int:
 
     row = _with_services(args, job)
     approvals = len(json.loads(row["approvers"]))
-    print(
+    line = (
         f"disbursement {row['id']}: {row['status']} "
         f"({approvals} of {row['approvals_needed']} approvals)"
+    )
+    if row["retry_by"]:
+        retry_approvals = len(json.loads(row["retry_approvers"] or "[]"))
+        line += f"; retry awaiting approval ({retry_approvals} of {row['approvals_needed']})"
+    print(line)
+    return 0
+
+
+def cmd_payouts_send(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> dict[str, Any]:
+        return await services.disbursements.direct(
+            asset_code=args.asset,
+            amount=args.amount,
+            destination=args.to,
+            memo=args.memo or "",
+            external_payment_id=args.external_id or "",
+            reference=args.reference,
+            requested_by=f"operator:{args.operator}",
+        )
+
+    row = _with_services(args, job)
+    needed = row["approvals_needed"]
+    print(
+        f"direct payout {row['id']}: {row['status']}"
+        + (f" (awaiting {needed} approval(s))" if row["status"] == "ready" else "")
     )
     return 0
 
@@ -887,6 +1030,35 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(
         acc_sub.add_parser("status", help="balances, promised and available; warnings")
     ).set_defaults(func=cmd_accounts_status)
+    topup = with_config(
+        acc_sub.add_parser(
+            "plan-topup", help="an unsigned issuer-to-distribution transaction, for offline signing"
+        )
+    )
+    topup.add_argument("--for", dest="period", default="24h", help="e.g. 24h or 7d")
+    topup.set_defaults(func=cmd_accounts_plan_topup)
+
+    chan = sub.add_parser("channels", help="channel accounts: transactions in flight at once")
+    chan_sub = chan.add_subparsers(dest="channels", required=True)
+    c_create = with_config(chan_sub.add_parser("create", help="fund N new channel accounts"))
+    c_create.add_argument("count", type=int)
+    c_create.set_defaults(func=cmd_channels)
+    for name, text in (
+        ("list", "lanes and their state"),
+        ("verify", "check each against the network; reactivate halted ones that are fit"),
+        ("delete", "merge idle channel accounts back into the distribution account"),
+    ):
+        with_config(chan_sub.add_parser(name, help=text)).set_defaults(func=cmd_channels)
+
+    burse = with_config(
+        sub.add_parser("disburse", help="the payout submitter (several may run on PostgreSQL)")
+    )
+    burse.add_argument("--once", action="store_true", help="until nothing is left to do")
+    burse.add_argument("--concurrency", type=int, default=4, help="transactions in flight")
+    burse.add_argument("--interval", type=float, default=1.0, help="seconds between idle polls")
+    burse.add_argument("--lease-seconds", type=float, default=None)
+    burse.add_argument("--log-level", default="info")
+    burse.set_defaults(func=cmd_disburse)
 
     dis = sub.add_parser("disbursements", help="bulk disbursements")
     dis_sub = dis.add_subparsers(dest="disbursements", required=True)
@@ -902,12 +1074,36 @@ def build_parser() -> argparse.ArgumentParser:
     d_show.add_argument("id")
     d_show.add_argument("--limit", type=int, default=1000, help="payments shown")
     d_show.set_defaults(func=cmd_disbursements_show)
-    d_act = with_config(dis_sub.add_parser("act", help="ready, approve, start, pause or cancel"))
+    d_act = with_config(
+        dis_sub.add_parser(
+            "act", help="ready, approve, start, pause, cancel, retry (failed payments), drop_retry"
+        )
+    )
     d_act.add_argument("id")
-    d_act.add_argument("action", choices=["ready", "approve", "start", "pause", "cancel"])
+    from gateway.disbursement.model import OPERATOR_ACTIONS
+
+    d_act.add_argument("action", choices=sorted(OPERATOR_ACTIONS))
     d_act.add_argument("--operator", required=True)
     d_act.add_argument("--reason")
     d_act.set_defaults(func=cmd_disbursements_act)
+
+    pay = sub.add_parser("payouts", help="single payouts from the distribution account")
+    pay_sub = pay.add_subparsers(dest="payouts", required=True)
+    send = with_config(
+        pay_sub.add_parser(
+            "send",
+            help="a direct payout: starts at once up to disbursement.direct_approval_above, "
+            "else once approved (gateway disbursements act ID approve)",
+        )
+    )
+    send.add_argument("--asset", required=True)
+    send.add_argument("--amount", required=True)
+    send.add_argument("--to", required=True, help="G..., M... or a federation address")
+    send.add_argument("--memo")
+    send.add_argument("--external-id", help="your payment id: it is never paid twice")
+    send.add_argument("--reference", default="direct payout", help="the receiver's reference")
+    send.add_argument("--operator", required=True)
+    send.set_defaults(func=cmd_payouts_send)
 
     fed = sub.add_parser("federation", help="SEP-2 names of customers (name*home_domain)")
     fed_sub = fed.add_subparsers(dest="federation", required=True)

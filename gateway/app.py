@@ -21,7 +21,9 @@ from starlette.routing import BaseRoute, Mount
 from gateway import sep1, sep10
 from gateway.db.migrate import schema_status
 from gateway.deps import Deps, build_deps
+from gateway.disbursement.service import SOURCE as DISBURSEMENT_SOURCE
 from gateway.disbursement.service import DisbursementService
+from gateway.disbursement.submitter import ResultRouter
 from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
 from gateway.federation import FederationService
@@ -33,6 +35,8 @@ from gateway.personal_data import Vault
 from gateway.sep3_auth import ComplianceService, LocalListScreen
 from gateway.sep3_auth import routes as sep3_routes
 from gateway.sep3_auth.sending import ComplianceSender
+from gateway.sep3_auth.settled import SOURCES as SEP3_SOURCES
+from gateway.sep3_auth.settled import CompliancePayouts
 from gateway.sep10.routes import PATH as SEP10_PATH
 from gateway.sep10.routes import TOML_KEY as SEP10_TOML_KEY
 from gateway.sep10.routes import routes as sep10_routes
@@ -45,6 +49,8 @@ from gateway.sep12_customer import (
 from gateway.sep12_customer import routes as sep12_routes
 from gateway.sep31 import DbTransactionDirectory, PaymentWatcher, TransferService
 from gateway.sep31 import routes as sep31_routes
+from gateway.sep31.service import PAYMENT_SOURCE as TRANSFER_PAYMENT_SOURCE
+from gateway.sep31.service import SOURCE as TRANSFER_SOURCE
 from gateway.settings import ConfigError, Settings, load_settings, with_generated_secrets
 from gateway.workers import run_forever
 
@@ -67,6 +73,7 @@ class SchemaBehind(RuntimeError):
 class Services:
     """What create_app built, for workers and commands that run outside HTTP."""
 
+    settings: Settings
     customers: CustomerService
     transfers: TransferService
     watcher: PaymentWatcher
@@ -74,6 +81,7 @@ class Services:
     compliance: ComplianceService
     sender: ComplianceSender  # SEP-3 requests we send before paying another institution
     disbursements: DisbursementService
+    payout_results: ResultRouter  # where the payout engine reports each payout's end
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
 
@@ -140,20 +148,32 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         vault=vault,
         clock=now,
     )
+    disbursements = DisbursementService(
+        settings,
+        uow=deps.uow,
+        tomls=deps.tomls,
+        peers=deps.peers,
+        horizon=deps.horizon,
+        clock=now,
+    )
+    sep3_payouts = CompliancePayouts(deps.uow, clock=now)
+    payout_results = ResultRouter(
+        {
+            TRANSFER_SOURCE: transfers,
+            TRANSFER_PAYMENT_SOURCE: transfers,
+            DISBURSEMENT_SOURCE: disbursements,
+            **dict.fromkeys(SEP3_SOURCES, sep3_payouts),
+        }
+    )
     return Services(
+        settings=settings,
         customers=customers,
         transfers=transfers,
         watcher=watcher,
         federation=federation,
         compliance=compliance,
-        disbursements=DisbursementService(
-            settings,
-            uow=deps.uow,
-            tomls=deps.tomls,
-            peers=deps.peers,
-            horizon=deps.horizon,
-            clock=now,
-        ),
+        disbursements=disbursements,
+        payout_results=payout_results,
         sender=ComplianceSender(
             settings,
             uow=deps.uow,

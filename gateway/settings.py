@@ -235,10 +235,21 @@ class DisbursementSettings:
     max_upload_bytes: int = 50_000_000
     # The hot wallet payouts leave from: minimal funds, never an asset's issuer.
     distribution_account: str = ""
+    # Its secret seed: only `gateway disburse` and `gateway channels` need it (and derive
+    # the channel accounts' keys from it, so no other secret is stored).
+    distribution_secret: Secret | None = None
     max_ops_per_tx: int = 50  # payments packed into one transaction (Stellar allows 100)
     max_fee_stroops: int = 10_000  # base fee cap per operation
+    tx_timeout_seconds: int = 30  # a transaction's time bound: it cannot apply after this
+    # A payout sent back to ready (its transaction died) this many times fails instead.
+    max_tries: int = 5
+    channel_balance: Decimal = Decimal(5)  # XLM each new channel account starts with
     # Warn when what is available of an asset (balance less what is promised) falls below.
     low_balance: Decimal = Decimal(0)
+    # A direct payout of more than this (in its asset's units) needs `approvals` approvers;
+    # one of this much or less starts at once. 0: every direct payout is approved.
+    direct_approval_above: Decimal = Decimal(0)
+    balance_check_seconds: int = 60  # how often `gateway disburse` checks for low balances
 
 
 @dataclass(frozen=True)
@@ -322,6 +333,7 @@ _SECRET_PATHS = frozenset(
         ("kyc", "old_keys"),
         ("kyc", "provider_secret"),
         ("sep3", "screening_secret"),
+        ("disbursement", "distribution_secret"),
     }
 )
 # GATEWAY_* names that are not settings: the config path and the scripts' own switches.
@@ -857,6 +869,28 @@ def _validate_distribution(s: Settings) -> list[str]:
         p.append("disbursement.max_ops_per_tx: must be between 1 and 100")
     if not 100 <= c.max_fee_stroops <= 10_000_000:
         p.append("disbursement.max_fee_stroops: must be between 100 and 10000000")
+    if not 5 <= c.tx_timeout_seconds <= 3600:
+        p.append("disbursement.tx_timeout_seconds: must be between 5 and 3600")
+    if not 1 <= c.max_tries <= 100:
+        p.append("disbursement.max_tries: must be between 1 and 100")
+    if not Decimal(1) <= c.channel_balance <= Decimal(1000):
+        p.append("disbursement.channel_balance: must be between 1 and 1000 (XLM)")
+    if c.direct_approval_above < 0 or c.low_balance < 0:
+        p.append("disbursement.direct_approval_above and low_balance: must not be negative")
+    if not 5 <= c.balance_check_seconds <= 86_400:
+        p.append("disbursement.balance_check_seconds: must be between 5 and 86400")
+    if c.distribution_secret is not None:
+        seed = c.distribution_secret.reveal()
+        if not StrKey.is_valid_ed25519_secret_seed(seed):
+            p.append(
+                "disbursement.distribution_secret: GATEWAY_DISBURSEMENT_DISTRIBUTION_SECRET "
+                "is not a valid S... secret seed"
+            )
+        elif Keypair.from_secret(seed).public_key != account:
+            p.append(
+                "disbursement.distribution_secret: is not the secret of "
+                "disbursement.distribution_account"
+            )
     return p
 
 

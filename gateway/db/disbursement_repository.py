@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -31,10 +32,16 @@ class Disbursements:
                 found[external_id] = disbursement_id
         return found
 
-    async def add(self, row: dict[str, Any], payments: list[dict[str, Any]]) -> None:
+    async def add(self, row: dict[str, Any], payments: Iterable[dict[str, Any]]) -> None:
         await self._conn.execute(insert(disbursements).values(**row))
-        for i in range(0, len(payments), 5000):
-            await self._conn.execute(insert(disbursement_payments), payments[i : i + 5000])
+        batch: list[dict[str, Any]] = []
+        for payment in payments:
+            batch.append(payment)
+            if len(batch) == 2000:
+                await self._conn.execute(insert(disbursement_payments), batch)
+                batch = []
+        if batch:
+            await self._conn.execute(insert(disbursement_payments), batch)
 
     async def get(self, disbursement_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         columns = [c for c in disbursements.c if c.name != "original"]
@@ -64,25 +71,26 @@ class Disbursements:
         if self._conn.dialect.name == "postgresql":
             await self._conn.execute(text("SELECT pg_advisory_xact_lock(7305310001)"))
 
-    async def needs(self, disbursement_id: str) -> dict[str, int]:
-        """What its ready payments add up to, per asset code (stroops)."""
+    async def needs(self, disbursement_id: str, status: str = "ready") -> dict[str, int]:
+        """What its payments of this status add up to, per asset code (stroops)."""
         rows = await self._conn.execute(
             select(_p.asset_code, func.sum(_p.amount))
-            .where(_p.disbursement_id == disbursement_id, _p.status == "ready")
+            .where(_p.disbursement_id == disbursement_id, _p.status == status)
             .group_by(_p.asset_code)
         )
         return {code: int(total) for code, total in rows}
 
     async def reserved(self, code: str, issuer: str) -> int:
         """What is promised out of the distribution account in this asset and not paid yet:
-        payments of started or paused disbursements, and on-chain payouts queued or sent."""
+        payments of started or paused disbursements not handed to the payout engine yet, and
+        on-chain payouts queued or sent (a handed-over payment is one of those)."""
         d = disbursements.c
         in_disbursements = await self._conn.scalar(
             select(func.coalesce(func.sum(_p.amount), 0))
             .select_from(disbursement_payments.join(disbursements, d.id == _p.disbursement_id))
             .where(
                 d.status.in_(("started", "paused")),
-                _p.status.in_(("ready", "pending")),
+                _p.status == "ready",
                 _p.asset_code == code,
             )
         )
@@ -158,3 +166,75 @@ class Disbursements:
             .limit(limit)
         )
         return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+    async def with_status(self, disbursement_id: str, status: str) -> list[str]:
+        """The ids of its payments of this status."""
+        query = select(_p.id).where(_p.disbursement_id == disbursement_id, _p.status == status)
+        return [r[0] for r in await self._conn.execute(query.order_by(_p.line))]
+
+    async def failed(self, disbursement_id: str) -> int:
+        """How many of its payments failed."""
+        query = select(func.count()).where(
+            _p.disbursement_id == disbursement_id, _p.status == "failed"
+        )
+        return int(await self._conn.scalar(query) or 0)
+
+    async def ready_payments(self, disbursement_id: str) -> list[dict[str, Any]]:
+        """Its ready payments with where they are paid, for the payout engine."""
+        query = select(
+            _p.id, _p.amount, _p.asset_code, _p.pay_to, _p.pay_memo_type, _p.pay_memo
+        ).where(_p.disbursement_id == disbursement_id, _p.status == "ready")
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
+
+    async def take_back(self, disbursement_id: str, now: Any) -> list[str]:
+        """Cancel the queued payouts of its pending payments that no submitter has taken
+        yet (a submitter's claim locks them first); returns those payments' ids."""
+        o = payouts.c
+        pending = select(_p.id).where(_p.disbursement_id == disbursement_id, _p.status == "pending")
+        done = await self._conn.execute(
+            update(payouts)
+            .where(o.source == "disbursement", o.status == "ready", o.source_id.in_(pending))
+            .values(status="canceled", reason="its disbursement was paused", updated_at=now)
+            .returning(o.source_id)
+        )
+        return [r[0] for r in done]
+
+    async def payment_states(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """payment id -> (status, disbursement id), locked on PostgreSQL in id order (so two
+        callers with overlapping ids wait for each other instead of deadlocking)."""
+        found: dict[str, tuple[str, str]] = {}
+        ids = sorted(set(ids))
+        for i in range(0, len(ids), ID_BATCH):
+            query = (
+                select(_p.id, _p.status, _p.disbursement_id)
+                .where(_p.id.in_(ids[i : i + ID_BATCH]))
+                .order_by(_p.id)
+            )
+            if self._conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for pid, status, did in await self._conn.execute(query):
+                found[pid] = (status, did)
+        return found
+
+    async def set_payments(self, rows: list[dict[str, Any]]) -> None:
+        """dicts of pid, status, failure, at."""
+        if rows:
+            await self._conn.execute(
+                update(disbursement_payments)
+                .where(_p.id == bindparam("pid"))
+                .values(
+                    status=bindparam("st"), failure=bindparam("why"), updated_at=bindparam("at")
+                ),
+                rows,
+            )
+
+    async def unfinished(self, disbursement_id: str) -> str | None:
+        """The status of one of its payments that is not final yet, or None."""
+        return await self._conn.scalar(
+            select(_p.status)
+            .where(
+                _p.disbursement_id == disbursement_id,
+                _p.status.in_(("draft", "ready", "pending")),
+            )
+            .limit(1)
+        )

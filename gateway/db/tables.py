@@ -15,6 +15,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
 from gateway.db.types import UtcDateTime
@@ -92,6 +94,8 @@ compliance_requests = Table(
     Column("reason", String(512), nullable=True),  # for operators
     Column("public_reason", String(256), nullable=True),  # what the sender is told
     Column("decided_by", String(128), nullable=True),
+    Column("payout_status", String(16), nullable=True),  # paid | failed, once the engine knows
+    Column("payout_reason", String(512), nullable=True),
     Column("data_key_id", String(16), nullable=False),
     Column("data_sealed", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -137,6 +141,8 @@ compliance_outgoing = Table(
     Column("reason", String(512), nullable=True),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("payout_status", String(16), nullable=True),  # paid | failed, once the engine knows
+    Column("payout_reason", String(512), nullable=True),
     Column("sig", String(128), nullable=False),
     Column("data_key_id", String(16), nullable=False),
     Column("data_sealed", LargeBinary, nullable=False),
@@ -162,6 +168,11 @@ disbursements = Table(
     Column("original", LargeBinary, nullable=False),  # the file as uploaded
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # bulk (an uploaded file) | direct (one payout asked for by an operator)
+    Column("kind", String(8), nullable=False, server_default="bulk"),
+    # A retry of its failed payments, asked for and awaiting approval (null: none).
+    Column("retry_by", String(128), nullable=True),
+    Column("retry_approvers", Text, nullable=True),  # JSON list
 )
 
 disbursement_payments = Table(
@@ -187,6 +198,7 @@ disbursement_payments = Table(
     Column("status", String(16), nullable=False),
     Column("failure", String(512), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_disbursement_payments_status", "disbursement_id", "status"),
 )
 
 # Every change of a disbursement or of one of its payments: who, when, why.
@@ -197,6 +209,27 @@ disbursement_events = Table(
     Column("disbursement_id", String(36), nullable=False, index=True),
     Column("payment_id", String(36), nullable=True),
     *_history(16),
+)
+
+# Conditions operators must see (an asset running low in the distribution account): one
+# open row per (kind, subject) until the condition clears.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("message", String(512), nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("cleared_at", UtcDateTime, nullable=True),
+    Index(
+        "uq_alerts_open",
+        "kind",
+        "subject",
+        unique=True,
+        sqlite_where=text("cleared_at IS NULL"),
+        postgresql_where=text("cleared_at IS NULL"),
+    ),
 )
 
 # -- SEP-12 customers ----------------------------------------------------------------------
@@ -458,7 +491,58 @@ payouts = Table(
     Column("reason", String(512), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The stored transaction carrying it while submitted; what it cost and where it landed.
+    Column("tx_id", String(36), nullable=True),
+    Column("stellar_transaction_id", String(64), nullable=True),
+    Column("external_reference", String(128), nullable=True),  # an off-chain rail's reference
+    Column("fee", BigInteger, nullable=True),
+    Column("tries", Integer, nullable=False, server_default="0"),  # times sent back to ready
+    # Whether its final outcome has reached its source (succeeded/failed only).
+    Column("reported", Boolean, nullable=False, server_default=false()),
     # One live payout per purpose; a failed or canceled one may be followed by a new attempt.
     UniqueConstraint("source", "source_id", "purpose", "attempt", name="uq_payouts_source"),
     Index("ix_payouts_status", "status"),
+    Index("ix_payouts_tx_id", "tx_id"),
+    Index("ix_payouts_unreported", "reported", "status"),
+)
+
+# Where a payout transaction takes its sequence number from: a channel account (idx: its
+# derivation index) or, when there are none, the distribution account itself (idx NULL).
+# A lane carries one open transaction at a time.
+payout_lanes = Table(
+    "payout_lanes",
+    metadata,
+    Column("account_id", String(56), primary_key=True),
+    Column("idx", Integer, nullable=True),
+    Column("sequence", BigInteger, nullable=False),  # the last sequence number it consumed
+    Column("open_tx", String(36), nullable=True),
+    Column("status", String(16), nullable=False),  # active | halted | retired
+    Column("note", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("idx", name="uq_payout_lanes_idx"),
+)
+
+# A signed transaction, stored with its payouts before it is sent. Every envelope signed for
+# it (a higher fee) keeps its lane and sequence number, so at most one of them can apply.
+payout_transactions = Table(
+    "payout_transactions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("lane", String(56), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),  # of the newest envelope
+    Column("hashes", Text, nullable=False),  # JSON list of every envelope's hash
+    Column("envelope", Text, nullable=False),
+    Column("fee_per_op", BigInteger, nullable=False),
+    Column("operations", Integer, nullable=False),
+    Column("max_time", BigInteger, nullable=False),  # its time bound (unix seconds)
+    Column("status", String(16), nullable=False),  # open | included | failed | dead
+    Column("submissions", Integer, nullable=False),
+    Column("next_try_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_error", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_payout_transactions_due", "status", "next_try_at"),
 )

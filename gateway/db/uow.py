@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from gateway.db.alert_repository import Alerts
 from gateway.db.compliance_repository import (
     ComplianceRequests,
     OutgoingRequests,
@@ -18,6 +19,7 @@ from gateway.db.federation_repository import FederationNames
 from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
 from gateway.db.sealed_repository import SealedValues
+from gateway.db.submission_repository import Submissions
 from gateway.db.transfer_repository import IncomingPayments, Payouts, Transfers
 
 
@@ -35,6 +37,8 @@ class UnitOfWork:
     outgoing: OutgoingRequests
     sealed: SealedValues
     disbursements: Disbursements
+    submissions: Submissions
+    alerts: Alerts
 
     def __init__(
         self,
@@ -96,7 +100,9 @@ class UnitOfWork:
         self.compliance = ComplianceRequests(conn)
         self.outgoing = OutgoingRequests(conn)
         self.sealed = SealedValues(conn)
+        self.alerts = Alerts(conn)
         self.disbursements = Disbursements(conn)
+        self.submissions = Submissions(conn)
         return self
 
     async def commit(self) -> None:

@@ -48,6 +48,7 @@ def routes(settings: Settings, deps: Deps, services: Services) -> list[Route]:
 
         async with deps.uow(read_only=True) as uow:
             outbox = await uow.outbox.depth()
+            alerts = await uow.alerts.open()
             transfers = await uow.transfers.count_by_status() if watching else {}
             unmatched = await uow.payments.count_unmatched() if watching else 0
         metric(
@@ -55,6 +56,13 @@ def routes(settings: Settings, deps: Deps, services: Services) -> list[Route]:
             "gauge",
             "Outbox messages (callbacks, reviews) by status.",
             [(f'{{status="{s}"}}', n) for s, n in sorted(outbox.items())],
+        )
+        metric(
+            "gateway_alerts_open",
+            "gauge",
+            "Alerts raised for operators and not cleared (low_balance: an asset's available "
+            "amount in the distribution account is below disbursement.low_balance).",
+            [(f'{{kind="{a["kind"]}",subject="{a["subject"]}"}}', 1) for a in alerts],
         )
         if watching:
             lag = await services.watcher.lag()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -205,6 +206,13 @@ async def test_metrics_are_prometheus_text(gateway):
         in text
     )
     assert "gateway_incoming_payments_unmatched 0" in text
+    assert "# TYPE gateway_alerts_open gauge" in text
+    assert 'gateway_alerts_open{kind="low_balance"' not in text
+    async with gateway.app.state.deps.uow() as uow:
+        await uow.alerts.sync("low_balance", {"GWUSD": "low"}, {"GWUSD"}, datetime.now(UTC))
+        await uow.commit()
+    text = (await gateway.client.get("/metrics")).text
+    assert 'gateway_alerts_open{kind="low_balance",subject="GWUSD"} 1' in text
 
 
 async def test_server_refuses_to_start_on_a_schema_that_is_behind(make_settings, tmp_path):

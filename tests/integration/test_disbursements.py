@@ -130,6 +130,13 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert "line 3: amount: must be a positive decimal number" in err
     assert await asyncio.to_thread(run, tmp_path / "missing.csv") == 2
     assert await count(engine, disbursement_payments) == 1
+    send = ["payouts", "send", "--asset", "GWUSD", "--amount", "5", "--to", G, "--memo", "9"]
+    assert await asyncio.to_thread(main, [*send, "--operator", "ivy", *config]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(": ready (awaiting 1 approval(s))\n") and out.startswith("direct payout")
+    retry = ["disbursements", "act", did, "retry", "--operator", "cai", *config]
+    assert await asyncio.to_thread(main, retry) == 1  # a draft has nothing to retry
+    assert "ready" not in capsys.readouterr().out
 
 
 async def test_operators_move_a_disbursement_through_the_model_with_its_history(
@@ -354,6 +361,7 @@ async def test_the_distribution_accounts_status_shows_what_is_promised_and_warns
         "balance": "100.00",
         "promised": "60.00",
         "available": "40.00",
+        "low": True,
     }
     assert status["warnings"] == ["GWUSD: 40.00 available, below 50.00"]
     missing = DisbursementService(

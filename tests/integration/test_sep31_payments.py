@@ -117,7 +117,9 @@ async def state(gw, partner: Partner, tid: str) -> dict:
 
 
 async def payouts_of(gw, tid: str) -> list[dict]:
-    return sorted(await rows(gw, payouts, source_id=tid), key=lambda r: r["purpose"])
+    return sorted(
+        await rows(gw, payouts, source_id=tid), key=lambda r: (r["purpose"], r["attempt"])
+    )
 
 
 async def incoming(gw) -> list[dict]:

@@ -7,7 +7,7 @@ import io
 import pytest
 from stellar_sdk import Keypair, MuxedAccount
 
-from gateway.disbursement.csv_rows import read_rows
+from gateway.disbursement.csv_rows import check_rows, iter_rows, read_rows
 
 DECIMALS = {"USDC": 7, "GWUSD": 2}
 G = Keypair.random().public_key
@@ -117,3 +117,22 @@ def test_a_hundred_thousand_rows_stream_through():
     reading = read_rows(iter(lambda: data.read(65_536), b""), DECIMALS)
     assert reading.ok and len(reading.rows) == 100_000
     assert reading.rows[-1].external_payment_id == "pay-99999" and reading.rows[-1].line == 100_001
+
+
+def test_checking_keeps_no_rows_and_reading_again_gives_the_same_rows():
+    text = HEADER + f"a,1.5,USDC,{G},7,p-1\nb,2,GWUSD,{M},,\nc,0.25,GWUSD,x*bank.example,,p-3\n"
+    data = text.encode()
+
+    def chunks():
+        return (data[i : i + 5] for i in range(0, len(data), 5))
+
+    checked = check_rows(chunks(), DECIMALS)
+    assert checked.ok and checked.count == 3
+    assert checked.totals == {"USDC": 15_000_000, "GWUSD": 22_500_000}
+    assert checked.external_ids == {"p-1": 2, "p-3": 4}
+    assert list(iter_rows(chunks(), DECIMALS)) == read_rows(chunks(), DECIMALS).rows
+    bad = (HEADER + f"a,1,USDC,{G},,p-1\nb,1,USDC,{G},,p-1\n").encode()
+    refused = check_rows([bad], DECIMALS)
+    assert (refused.problems, refused.count) == (["line 3: external_payment_id: repeats line 2"], 0)
+    with pytest.raises(ValueError, match="the file has problems"):
+        list(iter_rows([(HEADER + "a,x,USDC,G,,\n").encode()], DECIMALS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter, deque
+from collections.abc import Callable
 
 from stellar_sdk import MuxedAccount
 
@@ -32,6 +33,7 @@ class _HorizonResources:
     accounts: dict[str, LedgerAccount]
     ledger_sequence: int
     closed_at: int
+    clock: Callable[[], float]
     base_fee: int
     min_base_fee: int
     base_reserve: int
@@ -57,7 +59,8 @@ class _HorizonResources:
             "core_version": CORE_VERSION,
             "ingest_latest_ledger": self.ledger_sequence,
             "history_latest_ledger": self.ledger_sequence,
-            "history_latest_ledger_closed_at": _iso(self.closed_at),
+            # Empty ledgers close as time passes: a time bound in the past is over.
+            "history_latest_ledger_closed_at": _iso(max(self.closed_at, int(self.clock()))),
             "history_elder_ledger": 1,
             "core_latest_ledger": self.ledger_sequence,
             "network_passphrase": self.network_passphrase,
