@@ -732,6 +732,36 @@ def cmd_disbursements_act(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operators(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    async def job(_: Deps, services: Services) -> Any:
+        operators = services.operators
+        if args.operators == "create":
+            days = args.expires_in_days
+            return await operators.create(
+                args.name,
+                args.role,
+                created_by="cli",
+                expires_in=timedelta(days=days) if days else None,
+            )
+        if args.operators == "revoke":
+            return await operators.revoke(args.id, by="cli")
+        return await operators.listing(args.limit)
+
+    found = _with_services(args, job)
+    if args.operators == "create":
+        row, key = found
+        print(f"operator {row['id']} ({row['name']}, {row['role']})")
+        print(f"key (shown once; keep it secret): {key}")
+    elif args.operators == "revoke":
+        print(f"operator {found['id']} ({found['name']}) revoked")
+    else:
+        for row in found:
+            print(json.dumps(row, default=str))
+    return 0
+
+
 def cmd_payouts_send(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
         return await services.disbursements.direct(
@@ -1086,6 +1116,22 @@ def build_parser() -> argparse.ArgumentParser:
     d_act.add_argument("--operator", required=True)
     d_act.add_argument("--reason")
     d_act.set_defaults(func=cmd_disbursements_act)
+
+    ops = sub.add_parser("operators", help="operator API keys (/ops) and their roles")
+    ops_sub = ops.add_subparsers(dest="operators", required=True)
+    o_create = with_config(ops_sub.add_parser("create", help="a new key, printed once"))
+    o_create.add_argument("name")
+    from gateway.ops.operators import Role
+
+    o_create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    o_create.add_argument("--expires-in-days", type=int)
+    o_create.set_defaults(func=cmd_operators)
+    o_list = with_config(ops_sub.add_parser("list", help="operators (never their keys)"))
+    o_list.add_argument("--limit", type=int, default=100)
+    o_list.set_defaults(func=cmd_operators)
+    o_revoke = with_config(ops_sub.add_parser("revoke", help="refuse a key from now on"))
+    o_revoke.add_argument("id")
+    o_revoke.set_defaults(func=cmd_operators)
 
     pay = sub.add_parser("payouts", help="single payouts from the distribution account")
     pay_sub = pay.add_subparsers(dest="payouts", required=True)

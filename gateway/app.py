@@ -29,6 +29,8 @@ from gateway.errors import GatewayError, gateway_error_handler
 from gateway.federation import FederationService
 from gateway.federation import routes as federation_routes
 from gateway.ops import observability
+from gateway.ops import routes as ops_routes
+from gateway.ops.operators import OperatorService
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
 from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
@@ -84,6 +86,7 @@ class Services:
     payout_results: ResultRouter  # where the payout engine reports each payout's end
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
+    operators: OperatorService  # operator keys, roles and the audit log
 
 
 def build_services(settings: Settings, deps: Deps) -> Services:
@@ -186,6 +189,7 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         ),
         callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
         reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
+        operators=OperatorService(deps.uow, clock=now),
     )
 
 
@@ -271,8 +275,11 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
     routes: list[BaseRoute] = [
         *sep10_routes(web_auth, settings.network_passphrase),
         *observability.routes(settings, deps, services),
+        Mount(ops_routes.PREFIX, routes=ops_routes.routes(services, services.operators)),
     ]
-    body_limits: dict[str, int] = {}
+    body_limits: dict[str, int] = {
+        ops_routes.PREFIX + "/disbursements": settings.disbursement.max_upload_bytes + 65536
+    }
     if settings.seps.sep12:
         # A PUT may carry a few ID photos.
         kyc_body_limit = max(

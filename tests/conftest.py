@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -186,9 +187,24 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 async def _wipe(engine: AsyncEngine) -> None:
+    """Empty every table. The audit log refuses DELETE (row triggers): PostgreSQL empties it
+    with TRUNCATE, which fires none; SQLite's triggers are dropped and made again."""
     async with engine.begin() as conn:
+        triggers: list[str] = []
+        if conn.dialect.name == "sqlite":
+            found = await conn.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            )
+            for name, sql in found.all():
+                await conn.execute(text(f'DROP TRIGGER "{name}"'))
+                triggers.append(sql)
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(table.delete())
+            if table.name == "audit_log" and conn.dialect.name == "postgresql":
+                await conn.execute(text("TRUNCATE audit_log"))
+            else:
+                await conn.execute(table.delete())
+        for sql in triggers:
+            await conn.execute(text(sql))
 
 
 @pytest.fixture

@@ -153,9 +153,22 @@ class Disbursements:
             )
         return moved
 
-    async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def recent(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally of one status or kind."""
+        d = disbursements.c
         columns = [c for c in disbursements.c if c.name != "original"]
-        query = select(*columns).order_by(disbursements.c.created_at.desc()).limit(limit)
+        query = select(*columns).order_by(d.created_at.desc(), d.id).limit(limit).offset(offset)
+        if status is not None:
+            query = query.where(d.status == status)
+        if kind is not None:
+            query = query.where(d.kind == kind)
         return [dict(r._mapping) for r in await self._conn.execute(query)]
 
     async def payments(self, disbursement_id: str, limit: int = 1000) -> list[dict[str, Any]]:

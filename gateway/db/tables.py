@@ -232,6 +232,71 @@ alerts = Table(
     ),
 )
 
+# -- operations surface ----------------------------------------------------------------------
+
+# Operators of the gateway: one API key each (only its SHA-256 is kept), with a role.
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("role", String(16), nullable=False),  # owner | approver | initiator | viewer
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),  # shown in lists to tell keys apart
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# Every operator action and every read of personal data. Append-only: the database refuses
+# UPDATE and DELETE (triggers made by migration 0012).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=True),
+    Column("before", Text, nullable=True),  # JSON, never personal data
+    Column("after", Text, nullable=True),  # JSON, never personal data
+    Column("request_id", String(64), nullable=True),
+    Index("ix_audit_log_subject", "subject_type", "subject_id"),
+    Index("ix_audit_log_actor", "actor"),
+)
+
+# Domain events (transfer.*, payout.*, disbursement.*, compliance.*,
+# customer.status_changed), written in the transaction of the change they announce and
+# fanned out to the webhook endpoints that subscribe to them.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("data", Text, nullable=False),  # JSON, never personal data
+    Column("at", UtcDateTime, nullable=False),
+    Column("fanned_out", Boolean, nullable=False, server_default=false()),
+    Index("ix_events_fan_out", "fanned_out", "id"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of patterns: "transfer.*", ...
+    # The signing secret, sealed by gateway.personal_data.Vault.
+    Column("secret_key_id", String(32), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+)
+
 # -- SEP-12 customers ----------------------------------------------------------------------
 # Personal data only ever sits in `value` / `content` columns, sealed by gateway.personal_data
 # with the key named in `key_id`.

@@ -330,9 +330,16 @@ class Transfers:
         query = query.order_by(c.started_at, c.id).limit(limit)
         return [_transfer(r._mapping) for r in await self._conn.execute(query)]
 
-    async def list(self, status: str | None = None, limit: int = 100) -> list[Transfer]:
+    async def list(
+        self, status: str | None = None, limit: int = 100, *, offset: int = 0
+    ) -> list[Transfer]:
         """Newest first (refunds not loaded: see ``get``)."""
-        query = select(transfers).order_by(transfers.c.started_at.desc()).limit(limit)
+        query = (
+            select(transfers)
+            .order_by(transfers.c.started_at.desc(), transfers.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
         if status:
             query = query.where(transfers.c.status == status)
         return [_transfer(r._mapping) for r in await self._conn.execute(query)]
@@ -417,8 +424,12 @@ class IncomingPayments:
             or 0
         )
 
-    async def list(self, outcome: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(incoming_payments).order_by(incoming_payments.c.created_at).limit(limit)
+    async def list(
+        self, outcome: str | None = None, limit: int = 100, *, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Oldest first; ``outcome`` "unmatched" is every outcome but matched."""
+        c = incoming_payments.c
+        query = select(incoming_payments).order_by(c.created_at, c.id).limit(limit).offset(offset)
         if outcome == "unmatched":
             query = query.where(incoming_payments.c.outcome != "matched")
         elif outcome:
@@ -538,6 +549,23 @@ class Payouts:
             select(func.count()).select_from(payouts).where(mine, c.status.in_(LIVE))
         )
         return not beyond
+
+    async def recent(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        status: str | None = None,
+        source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Payouts, newest first, optionally of one status or source."""
+        c = payouts.c
+        query = select(payouts).order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
+        if status is not None:
+            query = query.where(c.status == status)
+        if source is not None:
+            query = query.where(c.source == source)
+        return [dict(r._mapping) for r in await self._conn.execute(query)]
 
     async def of(self, source: str, source_id: str) -> list[dict[str, Any]]:
         """Every payout of a source's item, oldest attempt first."""

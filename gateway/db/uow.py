@@ -16,6 +16,7 @@ from gateway.db.customer_repository import Customers
 from gateway.db.disbursement_repository import Disbursements
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
 from gateway.db.federation_repository import FederationNames
+from gateway.db.operator_repository import AuditLog, Operators
 from gateway.db.outbox_repository import Outbox
 from gateway.db.repositories import UsedChallenges
 from gateway.db.sealed_repository import SealedValues
@@ -39,6 +40,8 @@ class UnitOfWork:
     disbursements: Disbursements
     submissions: Submissions
     alerts: Alerts
+    operators: Operators
+    audit: AuditLog
 
     def __init__(
         self,
@@ -101,6 +104,8 @@ class UnitOfWork:
         self.outgoing = OutgoingRequests(conn)
         self.sealed = SealedValues(conn)
         self.alerts = Alerts(conn)
+        self.operators = Operators(conn)
+        self.audit = AuditLog(conn)
         self.disbursements = Disbursements(conn)
         self.submissions = Submissions(conn)
         return self

@@ -579,6 +579,20 @@ class DisbursementService:
             events = await uow.disbursements.events(disbursement_id)
         return {**found, "payment_rows": payments, "history": events}
 
+    async def recent(
+        self, limit: int, offset: int, *, status: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Disbursements, newest first."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.disbursements.recent(limit, offset, status=status, kind=kind)
+
+    async def payouts(
+        self, limit: int, offset: int, *, status: str | None = None, source: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Payouts of every source (disbursements, SEP-31, SEP-3), newest first."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.payouts.recent(limit, offset, status=status, source=source)
+
     async def get(self, disbursement_id: str) -> dict[str, Any]:
         async with self._uow(read_only=True) as uow:
             found = await uow.disbursements.get(disbursement_id)
