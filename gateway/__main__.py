@@ -1,5 +1,6 @@
 """The ``gateway`` command: serve, work, watch-payments, db, keys, kyc, transfers, payments,
-outbox, config, horizon, sandbox."""
+outbox, webhooks, operators, disbursements, payouts, disburse, channels, accounts, config,
+horizon, sandbox."""
 
 from __future__ import annotations
 
@@ -370,17 +371,9 @@ def cmd_watch_payments(args: argparse.Namespace) -> int:
 
 def _transfer_view(t: Any) -> dict[str, Any]:
     """A transfer for operators: state and amounts, no personal data."""
-    from gateway.sep31.service import render
+    from gateway.sep31.service import render_for_operators
 
-    view = render(t)["transaction"]
-    view.update(
-        partner_account=t.partner_account,
-        sender_id=t.sender_id,
-        receiver_id=t.receiver_id,
-        funding_method=t.funding_method,
-        hold_reason=t.hold_reason,
-    )
-    return dict(view)
+    return render_for_operators(t)
 
 
 def cmd_transfers_list(args: argparse.Namespace) -> int:
@@ -762,6 +755,28 @@ def cmd_operators(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    async def job(_: Deps, services: Services) -> Any:
+        webhooks = services.webhooks
+        if args.webhooks == "add":
+            return await webhooks.register(args.url, args.events, actor="cli")
+        if args.webhooks == "disable":
+            return await webhooks.disable(args.id, actor="cli")
+        return await webhooks.listing(args.limit)
+
+    found = _with_services(args, job)
+    if args.webhooks == "add":
+        row, secret = found
+        print(f"webhook endpoint {row['id']} for {', '.join(row['events'])}")
+        print(f"signing secret (shown once; keep it secret): {secret}")
+    elif args.webhooks == "disable":
+        print(f"webhook endpoint {found['id']} disabled")
+    else:
+        for row in found:
+            print(json.dumps(row, default=str))
+    return 0
+
+
 def cmd_payouts_send(args: argparse.Namespace) -> int:
     async def job(_: Deps, services: Services) -> dict[str, Any]:
         return await services.disbursements.direct(
@@ -1132,6 +1147,19 @@ def build_parser() -> argparse.ArgumentParser:
     o_revoke = with_config(ops_sub.add_parser("revoke", help="refuse a key from now on"))
     o_revoke.add_argument("id")
     o_revoke.set_defaults(func=cmd_operators)
+
+    hooks = sub.add_parser("webhooks", help="endpoints that receive signed domain events")
+    hooks_sub = hooks.add_subparsers(dest="webhooks", required=True)
+    w_add = with_config(hooks_sub.add_parser("add", help="a new endpoint; its secret printed once"))
+    w_add.add_argument("url")
+    w_add.add_argument("--events", required=True, help='patterns, e.g. "transfer.*,payout.*"')
+    w_add.set_defaults(func=cmd_webhooks)
+    w_list = with_config(hooks_sub.add_parser("list", help="endpoints (never their secrets)"))
+    w_list.add_argument("--limit", type=int, default=100)
+    w_list.set_defaults(func=cmd_webhooks)
+    w_disable = with_config(hooks_sub.add_parser("disable", help="send it nothing more"))
+    w_disable.add_argument("id")
+    w_disable.set_defaults(func=cmd_webhooks)
 
     pay = sub.add_parser("payouts", help="single payouts from the distribution account")
     pay_sub = pay.add_subparsers(dest="payouts", required=True)

@@ -28,12 +28,17 @@ from gateway.edge import Edge
 from gateway.errors import GatewayError, gateway_error_handler
 from gateway.federation import FederationService
 from gateway.federation import routes as federation_routes
-from gateway.ops import observability
+from gateway.openapi import routes as openapi_routes
+from gateway.ops import observability, webhook_routes
 from gateway.ops import routes as ops_routes
+from gateway.ops import views as ops_views
+from gateway.ops.metrics import HttpMetrics, RequestMetrics
 from gateway.ops.operators import OperatorService
+from gateway.ops.webhooks import WEBHOOK_KIND, SignedWebhooks, WebhookService
 from gateway.outbox import Handler, OutboxDispatcher, SignedCallbacks
 from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
+from gateway.rate_limits import RateLimits, Rule, account_caller, bearer_caller
 from gateway.sep3_auth import ComplianceService, LocalListScreen
 from gateway.sep3_auth import routes as sep3_routes
 from gateway.sep3_auth.sending import ComplianceSender
@@ -87,6 +92,8 @@ class Services:
     callbacks: OutboxDispatcher  # signed callbacks to wallets and sending anchors
     reviews: OutboxDispatcher  # requests to the KYC provider
     operators: OperatorService  # operator keys, roles and the audit log
+    webhooks: WebhookService  # operators' webhook endpoints and the fan-out of events
+    webhook_deliveries: OutboxDispatcher  # signed webhooks to those endpoints
 
 
 def build_services(settings: Settings, deps: Deps) -> Services:
@@ -125,6 +132,9 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         callback_handlers[CALLBACK_KIND] = SignedCallbacks(
             deps.callbacks, settings.signing_keypair, deps.clock
         )
+    webhook_handlers: dict[str, Handler] = {}
+    if deps.webhooks is not None:
+        webhook_handlers[WEBHOOK_KIND] = SignedWebhooks(deps.uow, vault, deps.webhooks, deps.clock)
     review_handlers: dict[str, Handler] = {}
     if deps.kyc_provider is not None:
         review_handlers[REVIEW_KIND] = provider_review_handler(customers, deps.kyc_provider)
@@ -160,6 +170,7 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         clock=now,
     )
     sep3_payouts = CompliancePayouts(deps.uow, clock=now)
+    operators = OperatorService(deps.uow, clock=now)
     payout_results = ResultRouter(
         {
             TRANSFER_SOURCE: transfers,
@@ -189,7 +200,11 @@ def build_services(settings: Settings, deps: Deps) -> Services:
         ),
         callbacks=dispatcher(callback_handlers, settings.outbox.timeout_seconds),
         reviews=dispatcher(review_handlers, settings.kyc.provider_timeout_seconds * 2),
-        operators=OperatorService(deps.uow, clock=now),
+        operators=operators,
+        webhooks=WebhookService(
+            settings, uow=deps.uow, vault=vault, operators=operators, clock=now
+        ),
+        webhook_deliveries=dispatcher(webhook_handlers, settings.outbox.timeout_seconds),
     )
 
 
@@ -219,6 +234,8 @@ def background_steps(
     if settings.outbox.run_in_server:
         steps.append(("callbacks", services.callbacks.deliver_once, OUTBOX_POLL_SECONDS))
         steps.append(("kyc-reviews", services.reviews.deliver_once, OUTBOX_POLL_SECONDS))
+        steps.append(("webhook-fan-out", services.webhooks.fan_out_once, OUTBOX_POLL_SECONDS))
+        steps.append(("webhooks", services.webhook_deliveries.deliver_once, OUTBOX_POLL_SECONDS))
     if settings.seps.sep3 and settings.outbox.run_in_server:
         steps.append(("compliance-resend", services.sender.post_due, OUTBOX_POLL_SECONDS * 5))
     # The watcher matches SEP-31 transfers and payments that SEP-3 requests authorized.
@@ -271,11 +288,20 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
         clock=deps.clock,
     )
     services = build_services(settings, deps)
+    http_metrics = HttpMetrics()
     endpoints = {SEP10_TOML_KEY: web_auth_endpoint}
     routes: list[BaseRoute] = [
         *sep10_routes(web_auth, settings.network_passphrase),
-        *observability.routes(settings, deps, services),
-        Mount(ops_routes.PREFIX, routes=ops_routes.routes(services, services.operators)),
+        *observability.routes(settings, deps, services, web_auth=web_auth, http=http_metrics),
+        *openapi_routes.routes(settings.base_url),
+        Mount(
+            ops_routes.PREFIX,
+            routes=[
+                *ops_routes.routes(services, services.operators),
+                *ops_views.routes(services, services.operators),
+                *webhook_routes.routes(services.webhooks, services.operators),
+            ],
+        ),
     ]
     body_limits: dict[str, int] = {
         ops_routes.PREFIX + "/disbursements": settings.disbursement.max_upload_bytes + 65536
@@ -352,7 +378,12 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(Edge, max_body_bytes=settings.server.max_body_bytes, path_limits=body_limits)
+            # Outermost, so what the edge answers itself (413, preflights) is counted too.
+            Middleware(RequestMetrics, metrics=http_metrics),
+            Middleware(
+                Edge, max_body_bytes=settings.server.max_body_bytes, path_limits=body_limits
+            ),
+            Middleware(RateLimits, rules=rate_rules(settings)),
         ],
         exception_handlers={GatewayError: gateway_error_handler, HTTPException: _http_error},
         lifespan=lifespan,
@@ -363,6 +394,30 @@ def create_app(settings: Settings, deps: Deps) -> Starlette:
     app.state.services = services
     app.state.stellar_toml = toml_body
     return app
+
+
+def rate_rules(settings: Settings) -> list[Rule]:
+    r = settings.rate_limits
+    return [
+        Rule(
+            "sep10",
+            "GET",
+            SEP10_PATH,
+            r.sep10_challenge_per_ip,
+            r.sep10_challenge_per_account,
+            account_caller,
+        ),
+        Rule("sep3", None, sep3_routes.PATH, r.sep3_per_ip, 0, bearer_caller),
+        Rule(
+            "sep12_put",
+            "PUT",
+            sep12_routes.PREFIX,
+            r.sep12_put_per_ip,
+            r.sep12_put_per_account,
+            bearer_caller,
+        ),
+        Rule("ops", None, ops_routes.PREFIX, r.ops_per_ip, r.ops_per_key, bearer_caller),
+    ]
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -32,6 +32,7 @@ class Deps:
     horizon: Horizon
     tomls: StellarTomls
     callbacks: CallbackEndpoints | None = None
+    webhooks: CallbackEndpoints | None = None  # operators' webhook endpoints (same port)
     notifier: Notifier = field(default_factory=LogNotifier)
     kyc_provider: KycProvider | None = None
     peers: CompliancePeers | None = None  # other institutions' SEP-2/SEP-3 servers
@@ -123,6 +124,7 @@ def build_deps(settings: Settings) -> Deps:
         tomls=tomls,
         # Callback URLs are the clients' choice: the guarded client, public addresses only.
         callbacks=HttpxCallbackEndpoints(callback_client),
+        webhooks=HttpxCallbackEndpoints(callback_client),
         kyc_provider=kyc_provider,
         screening=screening,
         peers=HttpxCompliancePeers(

@@ -110,6 +110,20 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """Requests a minute (0: no limit) per client IP and per caller (the account a SEP-10
+    challenge is for; the session or operator key of the others)."""
+
+    sep10_challenge_per_ip: int = 60
+    sep10_challenge_per_account: int = 20
+    sep3_per_ip: int = 120
+    sep12_put_per_ip: int = 60
+    sep12_put_per_account: int = 30
+    ops_per_ip: int = 600
+    ops_per_key: int = 300
+
+
+@dataclass(frozen=True)
 class Sep10Settings:
     challenge_timeout_seconds: int = 900
     jwt_lifetime_seconds: int = 3600
@@ -269,6 +283,18 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    """What ``GET /ready`` calls ready, and how long its checks may take."""
+
+    # Each readiness check (database, schema, Horizon), and the balance read of /metrics.
+    check_timeout_seconds: float = 2.0
+    # Not ready when the payment watcher last caught up longer ago than this (SEP-31 on).
+    watcher_max_lag_seconds: int = 300
+    # Not ready when an outbox message has been due for longer than this, undelivered.
+    outbox_max_overdue_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Settings:
     network: Literal["testnet", "mainnet"]
     network_passphrase: str
@@ -282,6 +308,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     sep10: Sep10Settings = field(default_factory=Sep10Settings)
     seps: SepToggles = field(default_factory=SepToggles)
     kyc: KycSettings = field(default_factory=KycSettings)
@@ -291,6 +318,7 @@ class Settings:
     sep3: Sep3Settings = field(default_factory=Sep3Settings)
     disbursement: DisbursementSettings = field(default_factory=DisbursementSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     assets: tuple[AssetSettings, ...] = ()
     # Testnet only: where generated secrets are kept so a restart can read its own data.
     testnet_secrets_file: str = "../data/testnet-secrets.json"
@@ -810,10 +838,26 @@ def _validate_kyc(s: Settings) -> list[str]:
     if s.is_mainnet and s.disbursement.approvals < 1:
         p.append("disbursement.approvals: mainnet needs at least one approver")
     p.extend(_validate_distribution(s))
+    for limit in dataclasses.fields(s.rate_limits):
+        if not 0 <= getattr(s.rate_limits, limit.name) <= 1_000_000:
+            p.append(f"rate_limits.{limit.name}: must be between 0 and 1000000 a minute")
     if not 0 < s.outbox.timeout_seconds <= 60:
         p.append("outbox.timeout_seconds: must be between 0 and 60")
     if not s.outbox.retry_seconds or any(r <= 0 for r in s.outbox.retry_seconds):
         p.append("outbox.retry_seconds: must list positive delays")
+    p.extend(_validate_observability(s))
+    return p
+
+
+def _validate_observability(s: Settings) -> list[str]:
+    p: list[str] = []
+    c = s.observability
+    if not 0 < c.check_timeout_seconds <= 30:
+        p.append("observability.check_timeout_seconds: must be between 0 and 30")
+    if not 10 <= c.watcher_max_lag_seconds <= 86_400:
+        p.append("observability.watcher_max_lag_seconds: must be between 10 and 86400")
+    if not 30 <= c.outbox_max_overdue_seconds <= 86_400:
+        p.append("observability.outbox_max_overdue_seconds: must be between 30 and 86400")
     return p
 
 

@@ -28,6 +28,8 @@ from gateway.db.tables import metadata
 from gateway.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+# Every log record of the run is scanned for secrets and SEP-9 values (tests/log_scan.py).
+pytest_plugins = ["tests.log_scan"]
 PG_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

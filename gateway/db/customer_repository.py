@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.db.event_repository import Events, event_row
 from gateway.db.tables import (
     compliance_consents,
     customer_callbacks,
@@ -381,9 +382,25 @@ class Customers:
                 )
 
     async def record_events(self, events: list[dict[str, object]]) -> None:
-        """Append history rows: customer_id, type, from_status, to_status, actor, reason, at."""
+        """Append history rows: customer_id, type, from_status, to_status, actor, reason, at.
+        Each change of status is announced as a ``customer.status_changed`` domain event
+        (ids and statuses only)."""
         if events:
             await self._conn.execute(insert(customer_events), events)
+            changes = []
+            for e in events:
+                at = e["at"]
+                if e["from_status"] != e["to_status"] and isinstance(at, datetime):
+                    data = {
+                        "customer_id": e["customer_id"],
+                        "type": e["type"],
+                        "from_status": e["from_status"],
+                        "status": e["to_status"],
+                    }
+                    changes.append(
+                        event_row("customer.status_changed", str(e["customer_id"]), data, at)
+                    )
+            await Events(self._conn).add_many(changes)
 
     async def events(self, customer_id: str) -> list[dict[str, object]]:
         rows = await self._conn.execute(
@@ -580,6 +597,41 @@ class Customers:
         await self._conn.execute(
             delete(customer_callbacks).where(customer_callbacks.c.customer_id == customer_id)
         )
+
+    async def recent(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        status: str | None = None,
+        type_name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Customers newest first, each with its stored status and decision per type (no
+        field). With ``status`` and/or ``type_name``: only those with such a status row."""
+        c = customers.c
+        query = (
+            select(c.id, c.account, c.memo_type, c.memo, c.version, c.created_at, c.updated_at)
+            .order_by(c.created_at.desc(), c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if status is not None or type_name is not None:
+            having = select(_s.customer_id)
+            if status is not None:
+                having = having.where(_s.status == status)
+            if type_name is not None:
+                having = having.where(_s.type == type_name)
+            query = query.where(c.id.in_(having))
+        found = {r[0]: {**r._mapping, "types": {}} for r in await self._conn.execute(query)}
+        if found:
+            rows = await self._conn.execute(
+                select(_s.customer_id, _s.type, _s.status, _s.decision)
+                .where(_s.customer_id.in_(list(found)))
+                .order_by(_s.type)
+            )
+            for customer_id, kind, state, decision in rows:
+                found[customer_id]["types"][kind] = {"status": state, "decision": decision}
+        return list(found.values())
 
     async def count(self) -> int:
         return int(await self._conn.scalar(select(func.count()).select_from(customers)) or 0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.db.event_repository import Events, event_row
 from gateway.db.tables import disbursement_events, disbursement_payments, disbursements, payouts
+from gateway.types import format_stroops
 
 _p = disbursement_payments.c
 _EXISTING_IDS = select(_p.external_payment_id, _p.disbursement_id).where(
@@ -57,8 +60,42 @@ class Disbursements:
         )
 
     async def record(self, events: list[dict[str, Any]]) -> None:
+        """Append history rows; a disbursement's status moves among them are announced as
+        ``disbursement.<status>`` domain events. Its payments' moves are history only: each
+        payment's outcome is announced by its payout (``payout.succeeded|failed``)."""
         if events:
             await self._conn.execute(insert(disbursement_events), events)
+            await self._announce(events)
+
+    async def _announce(self, events: list[dict[str, Any]]) -> None:
+        moves = [
+            e for e in events if e["payment_id"] is None and e["from_status"] != e["to_status"]
+        ]
+        if not moves:
+            return
+        d = disbursements.c
+        found = {
+            r.id: r
+            for r in await self._conn.execute(
+                select(d.id, d.kind, d.payments, d.total).where(
+                    d.id.in_(sorted({e["disbursement_id"] for e in moves}))
+                )
+            )
+        }
+        announced = []
+        for e in moves:
+            row = found[e["disbursement_id"]]
+            total = {code: format_stroops(n) for code, n in sorted(json.loads(row.total).items())}
+            data = {
+                "disbursement_id": row.id,
+                "kind": row.kind,
+                "from_status": e["from_status"],
+                "status": e["to_status"],
+                "payments": row.payments,
+                "total": total,
+            }
+            announced.append(event_row(f"disbursement.{e['to_status']}", row.id, data, e["at"]))
+        await Events(self._conn).add_many(announced)
 
     async def events(self, disbursement_id: str) -> list[dict[str, Any]]:
         e = disbursement_events.c

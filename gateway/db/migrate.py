@@ -47,10 +47,13 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(run)
 
 
-async def schema_status(engine: AsyncEngine) -> SchemaStatus:
+async def schema_status(engine: AsyncEngine, head: str | None = None) -> SchemaStatus:
+    """The database's revision against ``head`` (read from the migration scripts when not
+    given: callers that ask often read it once)."""
+
     def current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
     async with engine.connect() as conn:
         rev = await conn.run_sync(current)
-    return SchemaStatus(current=rev, head=head_revision())
+    return SchemaStatus(current=rev, head=head or head_revision())

@@ -16,6 +16,18 @@ from sqlalchemy.orm import aliased
 from gateway.db.tables import outbox
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+_LISTED = (
+    outbox.c.id,
+    outbox.c.kind,
+    outbox.c.subject,
+    outbox.c.target,
+    outbox.c.status,
+    outbox.c.attempts,
+    outbox.c.next_attempt_at,
+    outbox.c.last_error,
+    outbox.c.created_at,
+    outbox.c.sent_at,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,18 @@ class Outbox:
                 created_at=now,
             )
         )
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """``add`` for many: dicts of id, kind, subject, target, body, created_at (each is
+        due at its created_at)."""
+        if rows:
+            await self._conn.execute(
+                insert(outbox),
+                [
+                    {**r, "status": PENDING, "attempts": 0, "next_attempt_at": r["created_at"]}
+                    for r in rows
+                ],
+            )
 
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int, kinds: tuple[str, ...] | None
@@ -159,6 +183,22 @@ class Outbox:
             delete(outbox).where(outbox.c.subject == subject, outbox.c.status == PENDING)
         )
 
+    async def bury_pending(self, subject: str, kind: str, error: str) -> int:
+        """Dead-letter a subject's undelivered messages of ``kind`` (their receiver is gone);
+        how many."""
+        done = await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.subject == subject, outbox.c.kind == kind, outbox.c.status == PENDING)
+            .values(status=DEAD, last_error=error[:256], lease=None)
+        )
+        return int(done.rowcount)
+
+    async def get(self, id: str, *, with_body: bool = False) -> dict[str, object] | None:
+        """One message (its body only when asked)."""
+        columns = (*_LISTED, outbox.c.body) if with_body else _LISTED
+        row = (await self._conn.execute(select(*columns).where(outbox.c.id == id))).first()
+        return dict(row._mapping) if row is not None else None
+
     async def redeliver(self, id: str, now: datetime) -> bool:
         """Put a dead message back in the queue (an operator's decision)."""
         done = await self._conn.execute(
@@ -169,28 +209,27 @@ class Outbox:
         return done.rowcount == 1
 
     async def list(
-        self, status: str | None = None, kind: str | None = None, limit: int = 100
+        self,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        *,
+        offset: int = 0,
+        subject: str | None = None,
+        newest_first: bool = False,
+        with_body: bool = False,
     ) -> list[dict[str, object]]:
-        query = (
-            select(
-                outbox.c.id,
-                outbox.c.kind,
-                outbox.c.subject,
-                outbox.c.target,
-                outbox.c.status,
-                outbox.c.attempts,
-                outbox.c.next_attempt_at,
-                outbox.c.last_error,
-                outbox.c.created_at,
-                outbox.c.sent_at,
-            )
-            .order_by(outbox.c.created_at)
-            .limit(limit)
-        )
+        """Messages, oldest first (or newest first), optionally with their bodies."""
+        c = outbox.c
+        order = (c.created_at.desc(), c.id.desc()) if newest_first else (c.created_at, c.id)
+        columns = (*_LISTED, c.body) if with_body else _LISTED
+        query = select(*columns).order_by(*order).limit(limit).offset(offset)
         if status:
-            query = query.where(outbox.c.status == status)
+            query = query.where(c.status == status)
         if kind:
-            query = query.where(outbox.c.kind == kind)
+            query = query.where(c.kind == kind)
+        if subject:
+            query = query.where(c.subject == subject)
         return [dict(r._mapping) for r in await self._conn.execute(query)]
 
     async def depth(self) -> dict[str, int]:
@@ -198,3 +237,22 @@ class Outbox:
             select(outbox.c.status, func.count()).group_by(outbox.c.status)
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    async def depth_by_kind(self) -> dict[tuple[str, str], int]:
+        """Messages by (kind, status)."""
+        rows = await self._conn.execute(
+            select(outbox.c.kind, outbox.c.status, func.count()).group_by(
+                outbox.c.kind, outbox.c.status
+            )
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def overdue(self, due_before: datetime) -> int:
+        """Pending messages that were due before ``due_before`` and are still not delivered
+        (a message being sent is not due: its lease moved its next attempt on)."""
+        found = await self._conn.scalar(
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.status == PENDING, outbox.c.next_attempt_at < due_before)
+        )
+        return int(found or 0)

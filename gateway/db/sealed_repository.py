@@ -17,6 +17,7 @@ from gateway.db.tables import (
     customer_fields,
     customer_files,
     transfers,
+    webhook_endpoints,
 )
 
 
@@ -37,6 +38,7 @@ SEALED: dict[str, SealedColumn] = {
     "compliance_sent_dest_info": SealedColumn(
         compliance_outgoing, ("id",), "dest_info_key_id", "dest_info_sealed"
     ),
+    "webhook_secret": SealedColumn(webhook_endpoints, ("id",), "secret_key_id", "secret"),
 }
 
 Sealed = tuple[str, tuple[str, ...], str, bytes]  # (kind, row keys, key id, sealed bytes)

@@ -2,7 +2,9 @@
 numbers), the transactions it signed and stored before sending, and the payouts' side of both.
 
 Claims take rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several submitters never
-take the same lane, transaction or payout; SQLite's single writer takes turns anyway.
+take the same lane, transaction or payout; SQLite's single writer takes turns anyway. A payout
+that ends is announced as a ``payout.succeeded`` or ``payout.failed`` domain event in the
+transaction that records it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
+from gateway.db.event_repository import Events, event_row
 from gateway.db.tables import payout_lanes, payout_transactions, payouts
 from gateway.payouts import FAILED, READY, SUBMITTED, SUCCEEDED
+from gateway.types import format_stroops
 
 _l, _t, _p = payout_lanes.c, payout_transactions.c, payouts.c
+# What a payout's domain event carries: ids, status, amount and asset (not where it went).
+_ANNOUNCED = (
+    _p.id,
+    _p.source,
+    _p.source_id,
+    _p.purpose,
+    _p.attempt,
+    _p.status,
+    _p.asset_code,
+    _p.asset_issuer,
+    _p.amount,
+    _p.stellar_transaction_id,
+    _p.external_reference,
+    _p.updated_at,
+)
 ACTIVE = "active"
 OPEN, INCLUDED, APPLIED_FAILED, DEAD = "open", "included", "failed", "dead"
 
@@ -138,22 +157,54 @@ class Submissions:
         query = select(payouts).where(_p.tx_id == tx_id, _p.status == SUBMITTED).order_by(_p.id)
         return [dict(r._mapping) for r in await self._conn.execute(query)]
 
+    async def _announce(self, ended: Any) -> None:
+        """Domain events for payouts that have just ended (rows of ``_ANNOUNCED``)."""
+        await Events(self._conn).add_many(
+            event_row(
+                f"payout.{r.status}",
+                r.id,
+                {
+                    "payout_id": r.id,
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "purpose": r.purpose,
+                    "attempt": r.attempt,
+                    "status": r.status,
+                    "asset_code": r.asset_code,
+                    "asset_issuer": r.asset_issuer,
+                    "amount": format_stroops(r.amount),
+                    "stellar_transaction_id": r.stellar_transaction_id,
+                    "external_reference": r.external_reference,
+                },
+                r.updated_at,
+            )
+            for r in ended
+            if r.status in (SUCCEEDED, FAILED)
+        )
+
     async def succeed(self, ids: list[str], now: datetime, **values: Any) -> None:
         if ids:
-            await self._conn.execute(
+            ended = await self._conn.execute(
                 update(payouts)
                 .where(_p.id.in_(ids), _p.status == SUBMITTED)
                 .values(status=SUCCEEDED, reason=None, updated_at=now, **values)
+                .returning(*_ANNOUNCED)
             )
+            await self._announce(ended.all())
 
     async def fail(self, reasons: dict[str, str], now: datetime) -> None:
         if reasons:
-            await self._conn.execute(
+            ended = await self._conn.execute(
                 update(payouts)
-                .where(_p.id == bindparam("pid"), _p.status == SUBMITTED)
-                .values(status=FAILED, reason=bindparam("why"), updated_at=now),
-                [{"pid": k, "why": v[:512]} for k, v in reasons.items()],
+                .where(_p.id.in_(list(reasons)), _p.status == SUBMITTED)
+                .values(
+                    status=FAILED,
+                    reason=case({k: v[:512] for k, v in reasons.items()}, value=_p.id),
+                    updated_at=now,
+                )
+                .returning(*_ANNOUNCED)
             )
+            await self._announce(ended.all())
 
     async def requeue(self, ids: list[str], max_tries: int, why: str, now: datetime) -> int:
         """Submitted payouts whose transaction can no longer apply back to ready, one try
@@ -162,10 +213,7 @@ class Submissions:
             return 0
         mine = and_(_p.id.in_(ids), _p.status == SUBMITTED)
         out_of_tries = _p.tries + 1 >= max_tries
-        failed = await self._conn.scalar(
-            select(func.count()).select_from(payouts).where(mine, out_of_tries)
-        )
-        await self._conn.execute(
+        moved = await self._conn.execute(
             update(payouts)
             .where(mine)
             .values(
@@ -178,8 +226,11 @@ class Submissions:
                 tx_id=None,
                 updated_at=now,
             )
+            .returning(*_ANNOUNCED)
         )
-        return int(failed or 0)
+        failed = [r for r in moved.all() if r.status == FAILED]
+        await self._announce(failed)
+        return len(failed)
 
     async def unreported(self, limit: int) -> list[dict[str, Any]]:
         """Payouts that ended and whose source has not heard it yet."""

@@ -14,7 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.db.event_repository import Events, event_row
 from gateway.db.tables import (
+    events,
     incoming_payments,
     payouts,
     transfer_events,
@@ -24,6 +26,7 @@ from gateway.db.tables import (
 )
 from gateway.payouts import CANCELED, LIVE, READY
 from gateway.sep31.model import Cursor, Refund, Transfer, TransferStatus
+from gateway.types import format_stroops
 
 _STATE_COLUMNS = (
     "status",
@@ -55,8 +58,9 @@ _EVENT_COLUMNS = ("from_status", "to_status", "actor", "reason", "at")
 
 
 def _add_with_first_event() -> Any:
-    """PostgreSQL: the transfer and its first event in one statement (a data-modifying CTE;
-    no event row when the insert met a conflict). SQLite has no such CTE."""
+    """PostgreSQL: the transfer, its first history event and the domain event announcing it
+    in one statement (data-modifying CTEs; neither event row when the insert met a
+    conflict). SQLite has no such CTE."""
     added = (
         pg_insert(transfers)
         # Columns the row leaves out (none has a default) are NULL.
@@ -67,10 +71,25 @@ def _add_with_first_event() -> Any:
     )
     e = transfer_events.c
     first = select(added.c.id, *(bindparam(f"event_{n}", type_=e[n].type) for n in _EVENT_COLUMNS))
+    d = events.c
+    announced = (
+        insert(events)
+        .from_select(
+            ["type", "subject_id", "data", "at"],
+            select(
+                bindparam("announce_type", type_=d.type.type),
+                added.c.id,
+                bindparam("announce_data", type_=d.data.type),
+                bindparam("event_at", type_=e.at.type),
+            ),
+        )
+        .cte("announced")
+    )
     return (
         insert(transfer_events)
         .from_select(["transfer_id", *_EVENT_COLUMNS], first)
         .returning(e.transfer_id)
+        .add_cte(announced)
     )
 
 
@@ -125,6 +144,35 @@ def _event_rows(t: Transfer) -> list[dict[str, Any]]:
             "at": e.at,
         }
         for e in t.events
+    ]
+
+
+def _announcements(t: Transfer) -> list[dict[str, Any]]:
+    """Domain events (``transfer.<status>``) for the status moves it appended; a note within
+    a status is history only. Ids, statuses, amounts and the asset: no personal data."""
+    return [
+        event_row(
+            f"transfer.{e.to_status}",
+            t.id,
+            {
+                "transfer_id": t.id,
+                "from_status": e.from_status,
+                "status": e.to_status,
+                "asset_code": t.asset_code,
+                "asset_issuer": t.asset_issuer,
+                "amount_in": format_stroops(t.amount_in),
+                "amount_fee": format_stroops(t.amount_fee),
+                "amount_out": format_stroops(t.amount_out),
+                "amount_received": (
+                    format_stroops(t.amount_received) if t.amount_received is not None else None
+                ),
+                "stellar_transaction_id": t.stellar_transaction_id,
+                "external_transaction_id": t.external_transaction_id,
+            },
+            e.at,
+        )
+        for e in t.events
+        if e.from_status != e.to_status
     ]
 
 
@@ -225,9 +273,15 @@ class Transfers:
         One statement: a conflict on any unique index inserts nothing and returns no row, so
         the caller's transaction stays usable without a savepoint."""
         row = {**_row(t), "idempotency_key": idempotency_key, "request_digest": request_digest}
-        if self._conn.dialect.name == "postgresql" and len(t.events) == 1:
+        announced = _announcements(t)
+        if self._conn.dialect.name == "postgresql" and len(t.events) == len(announced) == 1:
             [event] = _event_rows(t)
-            params = {**row, **{f"event_{n}": event[n] for n in _EVENT_COLUMNS}}
+            params = {
+                **row,
+                **{f"event_{n}": event[n] for n in _EVENT_COLUMNS},
+                "announce_type": announced[0]["type"],
+                "announce_data": announced[0]["data"],
+            }
             return (await self._conn.execute(_ADD_WITH_FIRST_EVENT, params)).first() is not None
         inserted = (await self._conn.execute(_ADD_TRANSFER[self._conn.dialect.name], row)).first()
         if inserted is None:
@@ -291,9 +345,11 @@ class Transfers:
             ],
         )
         await self._insert_events([e for t in items for e in _event_rows(t)])
+        await Events(self._conn).add_many(a for t in items for a in _announcements(t))
 
     async def _events(self, t: Transfer) -> None:
         await self._insert_events(_event_rows(t))
+        await Events(self._conn).add_many(_announcements(t))
 
     async def _insert_events(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -429,7 +485,9 @@ class IncomingPayments:
     ) -> list[dict[str, Any]]:
         """Oldest first; ``outcome`` "unmatched" is every outcome but matched."""
         c = incoming_payments.c
-        query = select(incoming_payments).order_by(c.created_at, c.id).limit(limit).offset(offset)
+        # Horizon's operation ids are numbers in text: the shorter one is the earlier.
+        order = (c.created_at, func.length(c.id), c.id)
+        query = select(incoming_payments).order_by(*order).limit(limit).offset(offset)
         if outcome == "unmatched":
             query = query.where(incoming_payments.c.outcome != "matched")
         elif outcome:
@@ -575,3 +633,9 @@ class Payouts:
             .order_by(payouts.c.purpose, payouts.c.attempt)
         )
         return [dict(r._mapping) for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            select(payouts.c.status, func.count()).group_by(payouts.c.status)
+        )
+        return {r[0]: int(r[1]) for r in rows}

@@ -15,6 +15,7 @@ from gateway.db.compliance_repository import (
 from gateway.db.customer_repository import Customers
 from gateway.db.disbursement_repository import Disbursements
 from gateway.db.engine import READ_ONLY, SQLITE_AUTOCOMMIT, is_sqlite
+from gateway.db.event_repository import Events, WebhookEndpoints
 from gateway.db.federation_repository import FederationNames
 from gateway.db.operator_repository import AuditLog, Operators
 from gateway.db.outbox_repository import Outbox
@@ -42,6 +43,8 @@ class UnitOfWork:
     alerts: Alerts
     operators: Operators
     audit: AuditLog
+    events: Events
+    webhooks: WebhookEndpoints
 
     def __init__(
         self,
@@ -106,6 +109,8 @@ class UnitOfWork:
         self.alerts = Alerts(conn)
         self.operators = Operators(conn)
         self.audit = AuditLog(conn)
+        self.events = Events(conn)
+        self.webhooks = WebhookEndpoints(conn)
         self.disbursements = Disbursements(conn)
         self.submissions = Submissions(conn)
         return self

@@ -75,8 +75,26 @@ def operator_route(
         request.state.operator = operator
         return await endpoint(request, operator)
 
+    guarded.__doc__ = endpoint.__doc__  # the summary in /openapi.json
     route = Route(path, guarded, methods=list(methods), name=name or endpoint.__name__)
     route.permission = permission  # type: ignore[attr-defined]
+    return route
+
+
+def router(operators: OperatorService) -> Callable[..., Route]:
+    """``route(path, endpoint, permission, methods=("GET",))``: ``operator_route`` for the
+    routes of one module, all checked against ``operators``."""
+
+    def route(
+        path: str,
+        endpoint: Endpoint,
+        permission: Permission,
+        methods: Sequence[str] = ("GET",),
+    ) -> Route:
+        return operator_route(
+            path, endpoint, permission=permission, operators=operators, methods=methods
+        )
+
     return route
 
 

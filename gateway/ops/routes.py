@@ -22,8 +22,8 @@ from gateway.ops.http import (
     choice,
     int_param,
     only_params,
-    operator_route,
     page,
+    router,
     text_field,
 )
 from gateway.ops.operators import Operator, OperatorService, Permission
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["PREFIX", "routes"]
 
 MAX_SHOWN = 500  # payments shown with a disbursement
+_PAID_TO = ("destination", "memo_type", "memo", "customer_id")
 PAYOUT_STATUSES = (READY, SUBMITTED, SUCCEEDED, FAILED, CANCELED)
 # Who may do which disbursement action: initiators prepare and ask, approvers decide.
 ACTION_PERMISSION = {
@@ -61,15 +62,7 @@ def _disbursement(row: dict[str, Any]) -> dict[str, Any]:
 def routes(services: Services, operators: OperatorService) -> list[Route]:
     disbursements = services.disbursements
 
-    def route(
-        path: str,
-        endpoint: Callable[[Request, Operator], Any],
-        permission: Permission,
-        methods: tuple[str, ...] = ("GET",),
-    ) -> Route:
-        return operator_route(
-            path, endpoint, permission=permission, operators=operators, methods=methods
-        )
+    route = router(operators)
 
     # -- who am I; operators; audit ------------------------------------------------------
 
@@ -101,7 +94,8 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
         only_params(request, ("actor", "action", "subject_type", "subject_id", "before_id"))
         q = request.query_params
         limit = int_param(q, "limit", 50, 1, 500)
-        before = int_param(q, "before_id", 0, 1, 2**62) if "before_id" in q else None
+        # audit_log.id is a 32-bit integer on PostgreSQL: a larger value cannot be bound.
+        before = int_param(q, "before_id", 0, 1, 2**31 - 1) if "before_id" in q else None
         for name in ("actor", "action", "subject_type", "subject_id"):
             if len(q.get(name, "")) > 128:
                 raise InvalidField(name, "must be at most 128 characters")
@@ -175,12 +169,18 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
         await operators.audit(op.actor, "payout.direct", "disbursement", made["id"], None, made)
         return OpsJSON(made, status_code=201)
 
-    async def list_payouts(request: Request, _op: Operator) -> Response:
+    async def list_payouts(request: Request, op: Operator) -> Response:
         only_params(request, ("status", "source"))
         limit, offset = page(request)
         status = choice(request.query_params, "status", PAYOUT_STATUSES)
         source = choice(request.query_params, "source", PAYOUT_SOURCES)
         rows = await disbursements.payouts(limit, offset, status=status, source=source)
+        if not op.can(Permission.READ_PERSONAL):
+            # Where a transfer or compliance payout goes comes from its receiver's KYC data.
+            rows = [
+                r if r["source"] == DISBURSEMENT_SOURCE else {**r, **dict.fromkeys(_PAID_TO)}
+                for r in rows
+            ]
         return OpsJSON({"payouts": rows})
 
     async def accounts(request: Request, _op: Operator) -> Response:

@@ -66,6 +66,7 @@ class WebAuthService:
         self._uow = uow
         self._tokens = tokens
         self._clock = clock
+        self.tokens_issued = 0  # session tokens this process has issued (for /metrics)
 
     async def challenge(
         self,
@@ -193,12 +194,14 @@ class WebAuthService:
             first_use = await uow.challenges.consume(jti, tx.preconditions.time_bounds.max_time)
         if not first_use:
             raise BadRequest("invalid challenge: this challenge has already been used")
-        return self._tokens.issue(
+        token = self._tokens.issue(
             identity,
             jti=jti,
             client_domain=client_domain,
             home_domain=challenge.matched_home_domain,
         )
+        self.tokens_issued += 1
+        return token
 
     def _client_domain_of(self, envelope: TransactionEnvelope) -> str | None:
         for op in envelope.transaction.operations[1:]:

@@ -1,5 +1,6 @@
 """`gateway keys rotate-kyc`: re-seal personal data (customers' fields and files, values sent
-with SEP-31 PATCH, SEP-3 requests received and sent) under the current KYC key.
+with SEP-31 PATCH, SEP-3 requests received and sent) and webhook signing secrets under the
+current KYC key.
 
 Works in small batches, each its own short transaction, so the gateway keeps serving: new
 data is already sealed with the current key, and each re-sealed row is replaced only if it
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.ops.webhooks import secret_context as webhook_secret_context
 from gateway.personal_data import Vault
 from gateway.sep3_auth.sending import data_context, dest_info_context
 from gateway.sep3_auth.service import request_context
@@ -25,6 +27,7 @@ CONTEXTS: dict[str, Callable[..., str]] = {
     "compliance_request": request_context,
     "compliance_sent": data_context,
     "compliance_sent_dest_info": dest_info_context,
+    "webhook_secret": webhook_secret_context,
 }
 
 if TYPE_CHECKING:

@@ -925,6 +925,56 @@ class CustomerService:
         await uow.customers.record_events(events)
         return result
 
+    # -- operators ---------------------------------------------------------------------------
+
+    @property
+    def type_names(self) -> tuple[str, ...]:
+        return tuple(self._types)
+
+    async def listing(
+        self, limit: int, offset: int, *, status: str | None = None, type_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Customers for operators, newest first: whose record each is, and its status and
+        reviewer's decision per type (no personal data)."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.customers.recent(limit, offset, status=status, type_name=type_name)
+
+    async def review_state(self, customer_id: str) -> dict[str, Any]:
+        """One customer for operators: status, decision and message per type, each field's
+        status (never its value), its files' types and sizes, and its history."""
+        async with self._uow(read_only=True) as uow:
+            customer = await uow.customers.get(customer_id)
+            if customer is None:
+                raise NotFound("customer not found")
+            statuses = await uow.customers.type_statuses(customer.id)
+            fields = await uow.customers.fields(customer.id)
+            files = await uow.customers.files_of(customer.id)
+            events = await uow.customers.events(customer.id)
+        return {
+            "id": customer.id,
+            "account": customer.account,
+            "memo_type": customer.memo_type,
+            "memo": customer.memo,
+            "version": customer.version,
+            "types": {
+                name: {
+                    "status": r.status,
+                    "decision": r.decision,
+                    # A decision holds for the data it judged; newer data needs a new one.
+                    "decision_current": r.decision is not None
+                    and r.decision_version == customer.version,
+                    "message": r.message,
+                }
+                for name, r in sorted(statuses.items())
+            },
+            "fields": {
+                name: {"status": r.status, "error": r.error, "file_id": r.file_id}
+                for name, r in sorted(fields.items())
+            },
+            "files": [{k: v for k, v in _file_doc(f).items() if k != "customer_id"} for f in files],
+            "events": [{k: v for k, v in e.items() if k != "customer_id"} for e in events],
+        }
+
     # -- personal data for other packages ----------------------------------------------------
 
     async def personal_data(self, customer_id: str) -> dict[str, str]:

@@ -760,6 +760,45 @@ class TransferService:
             )
         return t
 
+    async def listing(
+        self, limit: int, offset: int, *, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Transfers for operators, newest first (``render_for_operators``)."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.transfers.list(status, limit, offset=offset)
+        return [render_for_operators(t) for t in found]
+
+    async def history(self, transfer_id: str) -> dict[str, Any]:
+        """One transfer for operators with its status history and its payouts and refunds.
+        Where a payout goes is left out: it comes from the receiver's KYC data."""
+        async with self._uow(read_only=True) as uow:
+            t = await uow.transfers.get(transfer_id)
+            if t is None:
+                raise NotFound("transaction not found")
+            events = await uow.transfers.events(t.id)
+            payouts = await uow.payouts.of(SOURCE, t.id)
+        hidden = {"destination", "memo_type", "memo"}
+        return {
+            **render_for_operators(t),
+            "events": [{k: v for k, v in e.items() if k != "transfer_id"} for e in events],
+            "payouts": [{k: v for k, v in p.items() if k not in hidden} for p in payouts],
+        }
+
+    async def incoming_payments(
+        self, limit: int, offset: int, *, outcome: str = "unmatched"
+    ) -> list[dict[str, Any]]:
+        """Payments the watcher recorded, oldest first; by default those that matched no
+        transfer (or not as they should: short, over, late, ...)."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.payments.list(outcome, limit, offset=offset)
+
+    async def incoming_payment(self, payment_id: str) -> dict[str, Any]:
+        async with self._uow(read_only=True) as uow:
+            row = await uow.payments.get(payment_id)
+        if row is None:
+            raise NotFound("payment not found")
+        return row
+
     def _receiver_type(self, t: Transfer) -> CustomerTypeSettings | None:
         amount = Decimal(t.amount_in) / STROOPS_PER_UNIT
         return select_type(self._types, "receiver", t.asset_code, amount)
@@ -932,6 +971,20 @@ def render(t: Transfer) -> dict[str, Any]:
     if t.status == S.PENDING_TRANSACTION_INFO_UPDATE and t.required_info_updates:
         tx["required_info_updates"] = t.required_info_updates
     return {"transaction": tx}
+
+
+def render_for_operators(t: Transfer) -> dict[str, Any]:
+    """A transfer for operators: what its partner sees, and the partner, the customers' ids,
+    the funding method and a hold; no personal data."""
+    view: dict[str, Any] = render(t)["transaction"]
+    view.update(
+        partner_account=t.partner_account,
+        sender_id=t.sender_id,
+        receiver_id=t.receiver_id,
+        funding_method=t.funding_method,
+        hold_reason=t.hold_reason,
+    )
+    return view
 
 
 def _digest(body: Mapping[str, Any]) -> str:

@@ -274,8 +274,9 @@ class ComplianceService:
         )
         return await self._render(row)
 
-    async def allow(self, customer_id: str, domain: str, operator: str) -> None:
-        """Record that the customer allows ``domain`` to receive their data (need_info)."""
+    async def allow(self, customer_id: str, domain: str, operator: str) -> str:
+        """Record that the customer allows ``domain`` to receive their data (need_info);
+        returns the domain as recorded."""
         try:
             d = normalize_domain(domain)
         except RemoteTomlError:
@@ -285,12 +286,61 @@ class ComplianceService:
                 raise NotFound("customer not found")
             await uow.compliance.allow(customer_id, d, operator[:128], self._clock())
             await uow.commit()
+        return d
 
     async def disallow(self, customer_id: str, domain: str) -> None:
         async with self._uow() as uow:
             if not await uow.compliance.disallow(customer_id, domain.lower()):
                 raise NotFound("no such permission")
             await uow.commit()
+
+    async def requests(
+        self,
+        limit: int,
+        offset: int,
+        *,
+        status: str | None = None,
+        tx_status: str | None = None,
+        info_status: str | None = None,
+        decided: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Requests received, newest first, without their (sealed) data."""
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.compliance.list(
+                status,
+                limit,
+                offset=offset,
+                tx_status=tx_status,
+                info_status=info_status,
+                decided=decided,
+            )
+        return [_shown(r) for r in rows]
+
+    async def request(self, request_id: str) -> dict[str, Any]:
+        """One request received, without its data."""
+        async with self._uow(read_only=True) as uow:
+            row = await uow.compliance.get(request_id)
+        if row is None:
+            raise NotFound("compliance request not found")
+        return _shown(row)
+
+    def institutions(self) -> list[dict[str, str]]:
+        """Institutions (settings) that get the recipient's data whenever they ask."""
+        return [{"domain": d, "signing_key": k} for d, k in sorted(self._share_with)]
+
+    async def consents(
+        self,
+        limit: int,
+        offset: int,
+        *,
+        customer_id: str | None = None,
+        domain: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Institutions single customers allowed their data (``allow``), newest first."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.compliance.consents(
+                limit, offset, customer_id=customer_id, domain=domain
+            )
 
     async def decide(
         self,
@@ -323,3 +373,8 @@ class ComplianceService:
             await uow.compliance.decide(request_id, values, self._clock())
             await uow.commit()
         return {**row, **values}
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A request as operators see it: without its data (the sender's personal data)."""
+    return {k: v for k, v in row.items() if k not in ("data_sealed", "data_key_id")}

@@ -117,6 +117,7 @@ async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(
     assert {p["status"] for p in shown["payment_rows"]} == {"success"}
     paid = (await gw.client.get("/ops/payouts?status=succeeded", headers=ivy)).json()["payouts"]
     assert len(paid) == 3 and all(p["stellar_transaction_id"] for p in paid)
+    assert {p["destination"] for p in paid} == set(receivers)  # the operators' own file
     status = (await gw.client.get("/ops/accounts", headers=ivy)).json()
     assert status["assets"]["GWUSD"]["balance"] == "992.50"
     owner = await key(gw, "olga", "owner")
@@ -146,3 +147,12 @@ async def test_bad_list_filters_are_refused(gateway, query):
     viewer = await key(gateway, "vic", "viewer")
     refused = await gateway.client.get(f"/ops/disbursements?{query}", headers=viewer)
     assert refused.status_code == 400 and refused.json()["error"]
+
+
+async def test_an_audit_page_past_the_largest_entry_id_is_refused(gateway):
+    owner = await key(gateway, "olga", "owner")
+    last = await gateway.client.get(f"/ops/audit?before_id={2**31 - 1}", headers=owner)
+    assert last.status_code == 200
+    # audit_log.id is a 32-bit integer: PostgreSQL cannot even be asked about a larger one.
+    past = await gateway.client.get(f"/ops/audit?before_id={2**31}", headers=owner)
+    assert past.status_code == 400 and past.json()["error"].startswith("before_id:")

@@ -95,6 +95,7 @@ def gateway_env(sanctions, org_toml) -> dict[str, str]:
         ),
         "GATEWAY_SEP3_SANCTIONS_LIST": str(sanctions),
         "GATEWAY_SEP3_REVIEW_ABOVE": "1000",
+        "GATEWAY_RATE_LIMITS_SEP3_PER_IP": "0",  # the mangled-request test sends 300
         "GATEWAY_SEP3_SHARE_WITH": json.dumps(
             [{"domain": "stellar.org", "signing_key": V3_KEY.public_key}]
         ),

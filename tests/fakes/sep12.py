@@ -180,9 +180,11 @@ async def running_gateway(
     *,
     clock: Callable[[], float] = time.time,
     kyc_provider: Any = None,
+    webhooks: Any = None,
 ) -> AsyncIterator[Any]:
-    """The whole app in-process (the ``gateway`` fixture), with ``clock`` and ``kyc_provider``:
-    the fake Horizon, respx-served toml hosts, fake callback endpoints and notifier."""
+    """The whole app in-process (the ``gateway`` fixture), with ``clock``, ``kyc_provider``
+    and ``webhooks`` (where webhooks are POSTed): the fake Horizon, respx-served toml hosts,
+    fake callback endpoints and notifier."""
     from tests.e2e.conftest import Gateway
 
     ledger = FakeLedger(settings.network_passphrase)
@@ -198,6 +200,7 @@ async def running_gateway(
         callbacks=callbacks,
         notifier=notifier,
         kyc_provider=kyc_provider,
+        webhooks=webhooks,
         clock=clock,
     )
     app = create_app(settings, deps)

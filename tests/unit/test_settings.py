@@ -319,3 +319,21 @@ def test_web_auth_domain_is_the_url_host(base_url, web_auth_domain):
 def test_non_setting_gateway_variables_are_allowed():
     s = load_settings(TESTNET, {"GATEWAY_LOG_LEVEL": "debug", "GATEWAY_SANDBOX_HORIZON": "never"})
     assert s.network == "testnet"
+
+
+def test_readiness_thresholds_are_read_and_checked():
+    s = load_settings(TESTNET, {"GATEWAY_OBSERVABILITY_WATCHER_MAX_LAG_SECONDS": "120"})
+    assert s.observability.watcher_max_lag_seconds == 120
+    assert s.observability.outbox_max_overdue_seconds == 600
+    assert problems_of(
+        TESTNET,
+        {
+            "GATEWAY_OBSERVABILITY_CHECK_TIMEOUT_SECONDS": "0",
+            "GATEWAY_OBSERVABILITY_WATCHER_MAX_LAG_SECONDS": "5",
+            "GATEWAY_OBSERVABILITY_OUTBOX_MAX_OVERDUE_SECONDS": "10",
+        },
+    ) == [
+        "observability.check_timeout_seconds: must be between 0 and 30",
+        "observability.watcher_max_lag_seconds: must be between 10 and 86400",
+        "observability.outbox_max_overdue_seconds: must be between 30 and 86400",
+    ]
