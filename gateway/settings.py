@@ -117,6 +117,7 @@ class RateLimitSettings:
     sep10_challenge_per_ip: int = 60
     sep10_challenge_per_account: int = 20
     sep3_per_ip: int = 120
+    sep3_per_institution: int = 120  # per sending domain, once its signature is verified
     sep12_put_per_ip: int = 60
     sep12_put_per_account: int = 30
     ops_per_ip: int = 600

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from stellar_sdk import Keypair, MuxedAccount, Network
 from stellar_sdk.exceptions import BadSignatureError
 from stellar_sdk.operation import Payment
 
-from gateway.errors import Conflict, InvalidField, NotFound, RemoteTomlError
+from gateway.errors import Conflict, InvalidField, NotFound, RateLimited, RemoteTomlError
 from gateway.federation import FederationService
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signing_key_of
 from gateway.personal_data import Vault
+from gateway.rate_limits import Buckets
 from gateway.sep3_auth.request import AuthRequest, parse_form, parse_request
 from gateway.sep3_auth.sanctions import SanctionsScreen
 from gateway.settings import AssetSettings, Settings
@@ -119,6 +121,7 @@ class ComplianceService:
         self._accounts = {settings.sep31.receiving_account}
         self._assets = {(a.code, a.issuer): a for a in settings.assets}
         self._share_with = {(p.domain, p.signing_key) for p in settings.sep3.share_with}
+        self._limits = Buckets()  # requests per sending institution (rate_limits)
         # A transaction's hash: SHA-256 of network id, ENVELOPE_TYPE_TX and its v1 XDR.
         self._tx_hash_prefix = (
             Network(settings.network_passphrase).network_id() + b"\x00\x00\x00\x02"
@@ -139,6 +142,11 @@ class ComplianceService:
         if bounds is not None and bounds.max_time and bounds.max_time < now.timestamp():
             raise InvalidField("tx", "its time bounds have expired")
         fi_key = await self._verify(request, domain)  # the sender's toml, read from a cache
+        per_minute = self._s.rate_limits.sep3_per_institution
+        if per_minute:
+            wait = self._limits.take(("sep3", "institution", domain), per_minute)
+            if wait:
+                raise RateLimited(math.ceil(wait), f"too many requests from {domain}; try later")
         payment, asset = self._payment(request)
         return await self._decide(request, domain, fi_key, payment, asset, now)
 

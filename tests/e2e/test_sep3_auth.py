@@ -96,6 +96,7 @@ def gateway_env(sanctions, org_toml) -> dict[str, str]:
         "GATEWAY_SEP3_SANCTIONS_LIST": str(sanctions),
         "GATEWAY_SEP3_REVIEW_ABOVE": "1000",
         "GATEWAY_RATE_LIMITS_SEP3_PER_IP": "0",  # the mangled-request test sends 300
+        "GATEWAY_RATE_LIMITS_SEP3_PER_INSTITUTION": "0",  # but in the test of that limit
         "GATEWAY_SEP3_SHARE_WITH": json.dumps(
             [{"domain": "stellar.org", "signing_key": V3_KEY.public_key}]
         ),
@@ -187,6 +188,26 @@ async def test_v3_from_stellar_org_is_authorized(gateway, bob):
     assert row["memo"] == "bb706ec78dc0b3b96f5f5e0127e71899ebc4f9cad80ff3003bd4765ae53b6279"
     assert row["amount"] == 200_000_000 and (row["asset_code"], row["destination"]) == ("USD", OURS)
     assert b"John" not in row["data_sealed"]  # sender_info is sealed at rest
+
+
+async def test_an_institution_past_its_rate_is_refused_once_its_signature_is_verified(
+    gateway, bob, monkeypatch
+):
+    from dataclasses import replace
+
+    compliance = gateway.app.state.services.compliance
+    limits = replace(gateway.settings.rate_limits, sep3_per_institution=3)
+    monkeypatch.setattr(compliance, "_s", replace(gateway.settings, rate_limits=limits))
+    gateway.tomls.serve("stellar.org", {"SIGNING_KEY": V3_KEY.public_key})
+    bad_sig = "A" + V3_SIG[1:]
+    for _ in range(4):  # unverified requests name no institution: they do not count
+        assert (await post(gateway, form(V3_DATA, bad_sig))).status_code == 400
+    answers = [(await post(gateway, form(V3_DATA, V3_SIG))).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    limited = await post(gateway, form(V3_DATA, V3_SIG))
+    assert limited.json()["error"] == "too many requests from stellar.org; try later"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert len(await rows(gateway, compliance_requests)) == 1  # a repeat, stored once
 
 
 async def test_v3_tampered_fails_at_the_right_check(gateway, bob):
