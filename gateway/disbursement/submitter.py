@@ -378,17 +378,24 @@ class Submitter:
             await self._wait_for_bound(tx, "tx_insufficient_fee at the fee cap")
             return None
         async with self._uow() as uow:
+            # From the stored row, not ``tx``: another submitter whose lease on it ran out
+            # may have signed another envelope since, and every hash must stay on the list.
+            stored = await uow.submissions.get_tx(tx["id"], lock=True)
+            if stored is None or stored["status"] != OPEN or stored["hash"] != tx["hash"]:
+                return None
             carried = await uow.submissions.carried(tx["id"])
             envelope, tx_hash = self._sign(lane, tx["sequence"], carried, fee, tx["max_time"])
-            hashes = [*json.loads(tx["hashes"]), tx_hash]
+            hashes = [*json.loads(stored["hashes"]), tx_hash]
+            now = self._now()
             values = {
                 "envelope": envelope,
                 "hash": tx_hash,
                 "hashes": json.dumps(hashes),
                 "fee_per_op": fee,
-                "submissions": tx["submissions"] + 1,
+                "submissions": stored["submissions"] + 1,
                 "last_error": "tx_insufficient_fee",
-                "updated_at": self._now(),
+                "lease_until": now + timedelta(seconds=self._lease),
+                "updated_at": now,
             }
             if not await uow.submissions.update_tx(tx["id"], **values):
                 return None
@@ -429,8 +436,11 @@ class Submitter:
         return found.sequence if found is not None else None
 
     async def _look_up(self, tx: dict[str, Any], lane: dict[str, Any]) -> bool:
-        """Whether one of its envelopes is on the ledger (and if so, settle it)."""
-        for tx_hash in json.loads(tx["hashes"]):
+        """Whether one of its envelopes is on the ledger (and if so, settle it). The hashes
+        are read again: another submitter may have signed one since ``tx`` was read."""
+        async with self._uow(read_only=True) as uow:
+            stored = await uow.submissions.get_tx(tx["id"])
+        for tx_hash in json.loads((stored or tx)["hashes"]):
             record = await self._horizon.transaction(tx_hash)
             if record is not None:
                 failed = None if record.successful else op_codes(record.result_xdr)

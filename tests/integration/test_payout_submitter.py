@@ -630,3 +630,35 @@ async def test_a_low_balance_raises_one_alert_until_it_recovers(make_settings, e
         assert alert["cleared_at"] is not None
     finally:
         await w.client.aclose()
+
+
+async def test_a_stale_view_of_a_transaction_never_loses_an_envelope_signed_since(
+    make_settings, engine
+):
+    """Two submitters on one transaction (a lease ran out mid-work): the one holding the older
+    view neither drops the other's envelope from the list nor misses it on the ledger."""
+    clock = Clock()
+    w = World(make_settings, engine, clock=clock)
+    try:
+        receiver = w.receiver()
+        await w.disbursement([receiver])
+        rule = w.faults.add("timeout", method="POST", path="/transactions")
+        submitter = w.submitter()
+        await submitter.ensure_lane()
+        await submitter.step()
+        w.faults.remove(rule.id)
+        (stale,) = await w.rows(payout_transactions)
+        lane = (await w.rows(payout_lanes))[0]
+        raised = await submitter._raise_fee(dict(stale), lane)  # the other submitter
+        assert raised is not None and len(json.loads(raised["hashes"])) == 2
+        assert await submitter._raise_fee(dict(stale), lane) is None  # not from the old view
+        (stored,) = await w.rows(payout_transactions)
+        assert stored["hashes"] == raised["hashes"]
+        assert (await w.horizon.submit(raised["envelope"])).successful
+        assert await submitter._look_up(dict(stale), lane)
+        (settled,) = await w.rows(payout_transactions)
+        assert (settled["status"], settled["hash"]) == ("included", raised["hash"])
+        await run_until_idle(submitter)
+        assert w.received(receiver) == Decimal("1.25")  # once
+    finally:
+        await w.client.aclose()
