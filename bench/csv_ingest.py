@@ -64,7 +64,7 @@ def store(path: Path, url: str) -> None:
     import asyncio
 
     sys.path.insert(0, str(ROOT))
-    from stellar_sdk import Keypair
+    from benchkit import fresh_secrets
 
     from gateway.db.engine import create_engine
     from gateway.db.uow import UnitOfWorkFactory
@@ -75,9 +75,7 @@ def store(path: Path, url: str) -> None:
         ROOT / "config/testnet.toml",
         {
             "GATEWAY_DATABASE_URL": url,
-            "GATEWAY_SIGNING_SECRET": Keypair.random().secret,
-            "GATEWAY_JWT_SECRET": "b" * 40,
-            "GATEWAY_KYC_KEY": "A" * 43 + "=",
+            **fresh_secrets(),
         },
     )
 

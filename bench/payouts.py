@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchkit import free_port  # noqa: E402
+from benchkit import free_port, fresh_secrets  # noqa: E402
 
 ISSUER = "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
 HEADER = "receiver_reference,amount,asset_code,destination,memo,external_payment_id\n"
@@ -114,9 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         ROOT / "config/testnet.toml",
         {
             "GATEWAY_DATABASE_URL": url,
-            "GATEWAY_SIGNING_SECRET": Keypair.random().secret,
-            "GATEWAY_JWT_SECRET": "b" * 40,
-            "GATEWAY_KYC_KEY": "A" * 43 + "=",
+            **fresh_secrets(),
             "GATEWAY_DISBURSEMENT_DISTRIBUTION_ACCOUNT": keys.public_key,
             "GATEWAY_DISBURSEMENT_DISTRIBUTION_SECRET": keys.secret,
             "GATEWAY_DISBURSEMENT_MAX_OPS_PER_TX": str(args.ops),

@@ -45,7 +45,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import free_port  # noqa: E402
+from benchkit import free_port, fresh_secrets  # noqa: E402
 from leanload import Conn, cpu_ticks, process_tree  # noqa: E402
 
 from gateway.app import build_services  # noqa: E402
@@ -232,9 +232,7 @@ def main() -> None:
     env.update(
         GATEWAY_CONFIG=str(ROOT / "config/testnet.toml"),
         GATEWAY_DATABASE_URL=url,
-        GATEWAY_SIGNING_SECRET=Keypair.random().secret,
-        GATEWAY_JWT_SECRET=secrets.token_urlsafe(48),
-        GATEWAY_KYC_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        **fresh_secrets(),
         GATEWAY_SEPS_SEP3="true",
         GATEWAY_SEP3_REVIEW_ABOVE="0",
         GATEWAY_SEP31_WATCH_IN_SERVER="false",

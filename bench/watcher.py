@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import random
@@ -56,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from benchkit import free_port  # noqa: E402
+from benchkit import free_port, fresh_secrets  # noqa: E402
 
 from gateway.app import build_services  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
@@ -163,9 +162,7 @@ async def environment(db: str, stamp: str, horizon_url: str) -> tuple[dict[str, 
     env.update(
         GATEWAY_CONFIG=str(ROOT / "config" / "testnet.toml"),
         GATEWAY_HORIZON_URL=horizon_url,
-        GATEWAY_SIGNING_SECRET=Keypair.random().secret,
-        GATEWAY_JWT_SECRET=secrets.token_urlsafe(48),
-        GATEWAY_KYC_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        **fresh_secrets(),
     )
     dbname = None
     if db == "sqlite":

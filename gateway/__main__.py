@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -288,9 +288,13 @@ def _print_rows(
     args: argparse.Namespace, read: Callable[[UnitOfWork], Awaitable[list[dict[str, Any]]]]
 ) -> int:
     """Rows an operator lists, one JSON line each."""
-    for row in _with_database(args, read):
-        print(json.dumps(row, default=str))
+    _print_json_lines(_with_database(args, read))
     return 0
+
+
+def _print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
+    for row in rows:
+        print(json.dumps(row, default=str))
 
 
 def _load_for_work(args: argparse.Namespace) -> Settings:
@@ -589,8 +593,6 @@ def cmd_accounts_status(args: argparse.Namespace) -> int:
 
 
 def _distribution_keys(settings: Settings) -> Any:
-    from stellar_sdk import Keypair
-
     s = settings.disbursement
     if s.distribution_secret is None:
         raise CommandFailed(
@@ -750,8 +752,7 @@ def cmd_operators(args: argparse.Namespace) -> int:
     elif args.operators == "revoke":
         print(f"operator {found['id']} ({found['name']}) revoked")
     else:
-        for row in found:
-            print(json.dumps(row, default=str))
+        _print_json_lines(found)
     return 0
 
 
@@ -772,8 +773,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     elif args.webhooks == "disable":
         print(f"webhook endpoint {found['id']} disabled")
     else:
-        for row in found:
-            print(json.dumps(row, default=str))
+        _print_json_lines(found)
     return 0
 
 
@@ -784,7 +784,7 @@ def cmd_payouts_send(args: argparse.Namespace) -> int:
             amount=args.amount,
             destination=args.to,
             memo=args.memo or "",
-            external_payment_id=args.external_id or "",
+            external_payment_id=args.external_id,
             reference=args.reference,
             requested_by=f"operator:{args.operator}",
         )
@@ -1174,7 +1174,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--amount", required=True)
     send.add_argument("--to", required=True, help="G..., M... or a federation address")
     send.add_argument("--memo")
-    send.add_argument("--external-id", help="your payment id: it is never paid twice")
+    send.add_argument(
+        "--external-id", required=True, help="your payment id: it is never paid twice"
+    )
     send.add_argument("--reference", default="direct payout", help="the receiver's reference")
     send.add_argument("--operator", required=True)
     send.set_defaults(func=cmd_payouts_send)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,6 +34,17 @@ _ADD = {
     "postgresql": pg_insert(compliance_requests).on_conflict_do_nothing().returning(_c.id),
     "sqlite": sqlite_insert(compliance_requests).on_conflict_do_nothing().returning(_c.id),
 }
+
+
+async def _first(
+    conn: AsyncConnection, query: Select[Any], lock: bool = False
+) -> dict[str, Any] | None:
+    """The first row of ``query`` as a dict; with ``lock``, locked until the transaction
+    ends (SQLite writers already hold the database lock)."""
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row is not None else None
 
 
 class ComplianceRequests:
@@ -67,16 +78,11 @@ class ComplianceRequests:
             for r in rows
         )
 
-    async def by_nonce(
-        self, sender_domain: str, nonce: str, *, lock: bool = False
-    ) -> dict[str, Any] | None:
+    async def by_nonce(self, sender_domain: str, nonce: str) -> dict[str, Any] | None:
         query = select(compliance_requests).where(
             _c.sender_domain == sender_domain, _c.nonce == nonce
         )
-        if lock and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        return await _first(self._conn, query)
 
     async def by_memos(self, memos: list[str]) -> dict[str, dict[str, Any]]:
         """The requests with these hash memos (hex), one per memo: the authorized one when
@@ -98,11 +104,9 @@ class ComplianceRequests:
         return out
 
     async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-        query = select(compliance_requests).where(_c.id == request_id)
-        if lock and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        return await _first(
+            self._conn, select(compliance_requests).where(_c.id == request_id), lock
+        )
 
     async def decide(self, request_id: str, values: dict[str, Any], now: datetime) -> None:
         """Change a request; a decision (``tx_status`` among ``values``) is announced."""
@@ -208,15 +212,12 @@ class OutgoingRequests:
 
     async def by_key(self, request_key: str) -> dict[str, Any] | None:
         query = select(compliance_outgoing).where(_o.request_key == request_key)
-        row = (await self._conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        return await _first(self._conn, query)
 
     async def get(self, request_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-        query = select(compliance_outgoing).where(_o.id == request_id)
-        if lock and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        return await _first(
+            self._conn, select(compliance_outgoing).where(_o.id == request_id), lock
+        )
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Requests to post again: pending ones, and ones whose answer never came."""

@@ -1,6 +1,6 @@
 """SQL for domain events and webhook endpoints. Events are written in the transaction of the
-change they announce and claimed in id order by the webhook fan-out (``FOR UPDATE SKIP
-LOCKED`` on PostgreSQL, so several workers never fan one event out twice)."""
+change they announce and claimed in id order by the webhook fan-out (``FOR UPDATE`` on
+PostgreSQL, so several workers never fan one event out twice, and take turns)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ class Events:
             await self._conn.execute(insert(events), batch[0] if len(batch) == 1 else batch)
 
     async def claim(self, limit: int) -> list[EventRow]:
-        """Up to ``limit`` events not fanned out yet, oldest first, locked for the caller."""
+        """Up to ``limit`` events not fanned out yet, oldest first, locked for the caller.
+        A second caller waits for the first to commit (no SKIP LOCKED): were it to take the
+        later events meanwhile, its messages could be sent before the earlier ones exist."""
         query = (
             select(_e.id, _e.type, _e.subject_id, _e.data, _e.at)
             .where(_e.fanned_out.is_(False))
@@ -83,7 +85,7 @@ class Events:
             .limit(limit)
         )
         if self._conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update()
         return [
             EventRow(r.id, r.type, r.subject_id, json.loads(r.data), r.at)
             for r in await self._conn.execute(query)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +22,9 @@ class FederationName:
     created_at: datetime
 
 
-_BY_NAME = select(federation_names).where(federation_names.c.name == bindparam("name"))
+# Built once (values as parameters): compiled once, found in the cache at no cost.
+_BY_NAME = select(federation_names).where(federation_names.c.name == bindparam("key"))
+_BY_MEMO = select(federation_names).where(federation_names.c.memo == bindparam("key"))
 
 
 class FederationNames:
@@ -40,14 +43,13 @@ class FederationNames:
         return inserted.first() is not None
 
     async def by_name(self, name: str) -> FederationName | None:
-        row = (await self._conn.execute(_BY_NAME, {"name": name})).first()
-        return FederationName(*row) if row is not None else None
+        return await self._one(_BY_NAME, name)
 
     async def by_memo(self, memo: str) -> FederationName | None:
-        return await self._one(federation_names.c.memo == memo)
+        return await self._one(_BY_MEMO, memo)
 
-    async def _one(self, where: object) -> FederationName | None:
-        row = (await self._conn.execute(select(federation_names).where(where))).first()  # type: ignore[arg-type]
+    async def _one(self, query: Select[Any], key: str) -> FederationName | None:
+        row = (await self._conn.execute(query, {"key": key})).first()
         return FederationName(*row) if row is not None else None
 
     async def of_customer(self, customer_id: str) -> list[FederationName]:

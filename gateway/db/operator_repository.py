@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db.tables import audit_log, operators
+from gateway.edge import request_id
 
 _o = operators.c
 _a = audit_log.c
@@ -42,15 +44,45 @@ class Operators:
         )
         return bool(done.rowcount)
 
-    async def used(self, operator_id: str, now: datetime) -> None:
-        await self._conn.execute(
-            update(operators).where(_o.id == operator_id).values(last_used_at=now)
-        )
+
+def _plain(value: Any) -> Any:
+    # Binary columns (files, sealed values) are never written, as the API never renders them.
+    return None if isinstance(value, bytes | bytearray | memoryview) else str(value)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=_plain, sort_keys=True)[:20_000]
 
 
 class AuditLog:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
+
+    async def record(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str | None,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """One operator action (or read of personal data), in the transaction of the change
+        it describes, with the request it came in (when it came over HTTP)."""
+        rid = request_id.get()
+        await self.add(
+            {
+                "at": at,
+                "actor": actor[:128],
+                "action": action[:64],
+                "subject_type": subject_type[:32],
+                "subject_id": subject_id[:64] if subject_id else None,
+                "before": _json(before),
+                "after": _json(after),
+                "request_id": None if rid == "-" else rid[:64],
+            }
+        )
 
     async def add(self, entry: dict[str, Any]) -> None:
         await self._conn.execute(insert(audit_log).values(**entry))

@@ -238,6 +238,13 @@ class Outbox:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    async def count(self, status: str) -> int:
+        """Messages in ``status`` (read from ix_outbox_due, not the whole table)."""
+        found = await self._conn.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.status == status)
+        )
+        return int(found or 0)
+
     async def depth_by_kind(self) -> dict[tuple[str, str], int]:
         """Messages by (kind, status)."""
         rows = await self._conn.execute(

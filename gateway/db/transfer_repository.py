@@ -332,7 +332,8 @@ class Transfers:
         return (row[0], row[1]) if row else None
 
     async def save_many(self, items: list[Transfer]) -> None:
-        """``save`` for many (no refunds), in two statements."""
+        """``save`` for many (no refunds): one statement for the transfers, one for their
+        history and one for the domain events."""
         if not items:
             return
         await self._conn.execute(
@@ -340,8 +341,8 @@ class Transfers:
             .where(transfers.c.id == bindparam("transfer_id"))
             .values({c: bindparam(f"v_{c}") for c in _STATE_COLUMNS}),
             [
-                {"transfer_id": t.id, **{f"v_{c}": _row(t)[c] for c in _STATE_COLUMNS}}
-                for t in items
+                {"transfer_id": row["id"], **{f"v_{c}": row[c] for c in _STATE_COLUMNS}}
+                for row in map(_row, items)
             ],
         )
         await self._insert_events([e for t in items for e in _event_rows(t)])
@@ -556,6 +557,23 @@ class Payouts:
             if purpose not in mine or mine[purpose][1] < attempt:
                 mine[purpose] = (status, attempt)
         return out
+
+    async def current(self, source: str, ids: list[str], purpose: str) -> dict[str, str]:
+        """Per source id, the id of its latest payout of ``purpose`` (the one that counts:
+        an earlier attempt's result, reported again, is not its source's news any more)."""
+        if not ids:
+            return {}
+        c = payouts.c
+        rows = await self._conn.execute(
+            select(c.source_id, c.id, c.attempt).where(
+                c.source == source, c.source_id.in_(ids), c.purpose == purpose
+            )
+        )
+        best: dict[str, tuple[int, str]] = {}
+        for source_id, payout_id, attempt in rows:
+            if source_id not in best or best[source_id][0] < attempt:
+                best[source_id] = (attempt, payout_id)
+        return {source_id: payout_id for source_id, (_, payout_id) in best.items()}
 
     async def add_many(
         self,

@@ -79,24 +79,29 @@ class Channels:
         async with self._uow(read_only=True) as uow:
             first = await uow.submissions.next_index()
         wanted = [(i, channel_keypair(self._distribution, i)) for i in range(first, first + count)]
-        missing = [
-            keys for _, keys in wanted if await self._horizon.account(keys.public_key) is None
-        ]
+        found = {
+            keys.public_key: await self._horizon.account(keys.public_key) for _, keys in wanted
+        }
+        missing = [account for account, there in found.items() if there is None]
         if missing:
             balance = str(self._s.disbursement.channel_balance)
 
             def fund(builder: TransactionBuilder) -> None:
-                for keys in missing:
-                    builder.append_create_account_op(keys.public_key, balance)
+                for account in missing:
+                    builder.append_create_account_op(account, balance)
 
             await self._send(fund, [])
+            for account in missing:  # their sequence numbers, now that they exist
+                found[account] = await self._horizon.account(account)
+        for account, there in found.items():
+            if there is None:
+                raise Conflict(f"channel account {account} was not created")
         now = self._clock()
-        async with self._uow() as uow:
+        async with self._uow() as uow:  # no network call while the lanes are written
             for idx, keys in wanted:
-                found = await self._horizon.account(keys.public_key)
-                if found is None:
-                    raise Conflict(f"channel account {keys.public_key} was not created")
-                await uow.submissions.add_lane(keys.public_key, idx, found.sequence, now)
+                there = found[keys.public_key]
+                assert there is not None
+                await uow.submissions.add_lane(keys.public_key, idx, there.sequence, now)
             me = await uow.submissions.get_lane(self._distribution.public_key)
             if me is not None:  # channels take over: the distribution account only signs
                 await uow.submissions.set_lane(me["account_id"], status="retired", updated_at=now)

@@ -192,6 +192,11 @@ class DisbursementService:
                 "created_at": now,
                 "updated_at": now,
             }
+            shown = {k: v for k, v in row.items() if k != "original"}
+            action = "payout.direct" if kind == "direct" else "disbursement.upload"
+            await uow.audit.record(
+                now, uploaded_by, action, "disbursement", disbursement_id, None, shown
+            )
             try:
                 await uow.disbursements.add(row, payments())
                 await uow.commit()
@@ -200,7 +205,7 @@ class DisbursementService:
                     "another upload has just used some of these external payment ids; "
                     "upload again to see which"
                 ) from None
-        return {k: v for k, v in row.items() if k != "original"}
+        return shown
 
     async def act(
         self, disbursement_id: str, action: str, actor: str, reason: str | None = None
@@ -267,8 +272,12 @@ class DisbursementService:
             }
             await uow.disbursements.save(disbursement_id, values)
             await uow.disbursements.record(events)
+            after = {**row, **values}
+            await uow.audit.record(
+                now, actor, f"disbursement.{action}", "disbursement", disbursement_id, row, after
+            )
             await uow.commit()
-        return {**row, **values}
+        return after
 
     async def _start(
         self, uow: UnitOfWork, d: Disbursement, actor: str, now: datetime
@@ -347,15 +356,19 @@ class DisbursementService:
 
     async def payouts_settled(self, results: list[PayoutResult]) -> None:
         """Payouts of disbursement payments ended (possibly reported again after a crash:
-        a payment no longer pending is left alone). A started disbursement whose payments
-        are all final completes."""
+        a payment no longer pending, or one paid by a later attempt since, is left alone). A
+        started disbursement whose payments are all final completes."""
         now = self._clock()
         async with self._uow() as uow:
-            states = await uow.disbursements.payment_states([r.source_id for r in results])
+            ids = [r.source_id for r in results]
+            states = await uow.disbursements.payment_states(ids)
+            current = await uow.payouts.current(SOURCE, ids, "payout")
             changes, events, touched = [], [], set()
             for r in results:
                 found = states.get(r.source_id)
                 if found is None or found[0] != PaymentStatus.PENDING:
+                    continue
+                if current.get(r.source_id) != r.payout_id:  # an attempt a retry replaced
                     continue
                 status, disbursement_id = found
                 p = DisbursementPayment(r.source_id, PaymentStatus(status))
@@ -613,7 +626,13 @@ class DisbursementService:
     ) -> dict[str, Any]:
         """A single payout asked for by an operator: a one-payment disbursement, checked as a
         file's row is. One above ``direct_approval_above`` waits for the approvals a
-        disbursement needs (and starts at the last); a smaller one starts at once."""
+        disbursement needs (and starts at the last); a smaller one starts at once. The
+        external payment id is required: a request sent again (after a lost answer) is
+        refused by it instead of paying twice."""
+        if not external_payment_id:
+            raise InvalidField(
+                "external_payment_id", "is required: it keeps a repeated request from paying twice"
+            )
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(

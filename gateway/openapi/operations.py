@@ -417,6 +417,7 @@ OPERATOR: dict[str, Operation] = {
                 "asset_code",
                 "amount",
                 "destination",
+                "external_payment_id",
                 asset_code=STRING,
                 amount={"type": ["string", "number"]},
                 destination=STRING,

@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import AuthenticationFailed, InvalidField
-from gateway.http_input import read_fields
 from gateway.ops.operators import BAD_KEY, Operator, OperatorService, Permission
 
 PREFIX = "/ops"
@@ -58,7 +57,6 @@ def operator_route(
     permission: Permission,
     operators: OperatorService,
     methods: Sequence[str] = ("GET",),
-    name: str | None = None,
 ) -> Route:
     """A route under /ops open to operators whose role grants ``permission``."""
 
@@ -76,7 +74,7 @@ def operator_route(
         return await endpoint(request, operator)
 
     guarded.__doc__ = endpoint.__doc__  # the summary in /openapi.json
-    route = Route(path, guarded, methods=list(methods), name=name or endpoint.__name__)
+    route = Route(path, guarded, methods=list(methods), name=endpoint.__name__)
     route.permission = permission  # type: ignore[attr-defined]
     return route
 
@@ -131,10 +129,6 @@ def only_params(request: Request, allowed: Sequence[str]) -> None:
     unknown = sorted(set(request.query_params) - {"limit", "offset", *allowed})
     if unknown:
         raise InvalidField(unknown[0], "is not a filter of this list")
-
-
-async def fields(request: Request) -> dict[str, Any]:
-    return await read_fields(request)
 
 
 def text_field(data: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:

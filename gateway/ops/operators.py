@@ -15,7 +15,6 @@ refused with one message, whichever it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import uuid
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from gateway.edge import request_id
 from gateway.errors import AuthenticationFailed, Forbidden, InvalidField, NotFound
 
 if TYPE_CHECKING:
@@ -80,10 +78,6 @@ class Operator:
             raise Forbidden(f"the {self.role} role may not do this (needs {permission})")
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, sort_keys=True)[:20_000]
-
-
 class OperatorService:
     def __init__(
         self,
@@ -121,7 +115,7 @@ class OperatorService:
         async with self._uow() as uow:
             await uow.operators.add(row)
             shown = {k: v for k, v in row.items() if k != "key_hash"}
-            await self._audit(
+            await self.record(
                 uow, created_by, "operator.create", "operator", operator_id, None, shown
             )
             await uow.commit()
@@ -154,7 +148,7 @@ class OperatorService:
                 raise NotFound("operator not found")
             await uow.operators.revoke(operator_id, self._clock())
             after = await uow.operators.get(operator_id)
-            await self._audit(uow, by, "operator.revoke", "operator", operator_id, before, after)
+            await self.record(uow, by, "operator.revoke", "operator", operator_id, before, after)
             await uow.commit()
         assert after is not None
         return after
@@ -176,10 +170,10 @@ class OperatorService:
     ) -> None:
         """Record an operator's action (or read of personal data) in its own transaction."""
         async with self._uow() as uow:
-            await self._audit(uow, actor, action, subject_type, subject_id, before, after)
+            await self.record(uow, actor, action, subject_type, subject_id, before, after)
             await uow.commit()
 
-    async def _audit(
+    async def record(
         self,
         uow: UnitOfWork,
         actor: str,
@@ -189,16 +183,8 @@ class OperatorService:
         before: Any,
         after: Any,
     ) -> None:
-        rid = request_id.get()
-        await uow.audit.add(
-            {
-                "at": self._clock(),
-                "actor": actor[:128],
-                "action": action[:64],
-                "subject_type": subject_type[:32],
-                "subject_id": subject_id[:64] if subject_id else None,
-                "before": _json(before),
-                "after": _json(after),
-                "request_id": None if rid == "-" else rid[:64],
-            }
+        """Record an action in the caller's transaction: on record if and only if the
+        change it describes is committed."""
+        await uow.audit.record(
+            self._clock(), actor, action, subject_type, subject_id, before, after
         )

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.migrate import head_revision, schema_status
+from gateway.db.outbox_repository import DEAD
 from gateway.db.uow import UnitOfWorkFactory
 from gateway.errors import HorizonBadResponse, HorizonUnavailable
 from gateway.outbound.horizon import HorizonPayments
@@ -155,7 +156,7 @@ class Readiness:
         now = datetime.fromtimestamp(self._clock(), UTC)
         async with self._uow(read_only=True) as uow:
             overdue = await uow.outbox.overdue(now - timedelta(seconds=limit))
-            dead = (await uow.outbox.depth()).get("dead", 0)
+            dead = await uow.outbox.count(DEAD)
         # Dead letters wait for an operator (`gateway outbox redeliver`): reported, not stuck.
         info = {"overdue": overdue, "dead_letters": dead}
         if overdue:

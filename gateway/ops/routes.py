@@ -128,9 +128,6 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
         made = await disbursements.upload(
             file.content, name=text_field(data, "name") or "", uploaded_by=op.actor
         )
-        await operators.audit(
-            op.actor, "disbursement.upload", "disbursement", made["id"], None, made
-        )
         return OpsJSON(made, status_code=201)
 
     async def show_disbursement(request: Request, _op: Operator) -> Response:
@@ -143,12 +140,8 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
             data = await read_fields(request)
             reason = text_field(data, "reason", required=False)
             did = request.path_params["id"]
-            before = _disbursement(await disbursements.get(did))
-            after = _disbursement(await disbursements.act(did, action, op.actor, reason))
-            await operators.audit(
-                op.actor, f"disbursement.{action}", "disbursement", did, before, after
-            )
-            return OpsJSON(after)
+            # Audited by the service, in the transaction of the change.
+            return OpsJSON(_disbursement(await disbursements.act(did, action, op.actor, reason)))
 
         endpoint.__name__ = f"disbursement_{action}"
         return endpoint
@@ -161,13 +154,11 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
             amount=str(amount) if amount is not None else "",
             destination=text_field(data, "destination") or "",
             memo=text_field(data, "memo", required=False) or "",
-            external_payment_id=text_field(data, "external_payment_id", required=False) or "",
+            external_payment_id=text_field(data, "external_payment_id") or "",
             reference=text_field(data, "receiver_reference", required=False) or "direct payout",
             requested_by=op.actor,
         )
-        made = _disbursement(made)
-        await operators.audit(op.actor, "payout.direct", "disbursement", made["id"], None, made)
-        return OpsJSON(made, status_code=201)
+        return OpsJSON(_disbursement(made), status_code=201)
 
     async def list_payouts(request: Request, op: Operator) -> Response:
         only_params(request, ("status", "source"))

@@ -122,9 +122,6 @@ def _transfer_state(view: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in view.items() if k not in ("events", "payouts")}
 
 
-_COMPLIANCE_DECISION = ("tx_status", "info_status", "decided_by", "reason", "public_reason")
-
-
 def routes(services: Services, operators: OperatorService) -> list[Route]:
     customers = services.customers
     transfers = services.transfers
@@ -258,18 +255,9 @@ def routes(services: Services, operators: OperatorService) -> list[Route]:
         if tx is None and info is None:
             raise BadRequest("send tx, info or both: ok or denied")
         reason = _reason(data, required=False)
-        before = await compliance.request(request_id)
+        # Audited by the service, in the transaction of the decision.
         await compliance.decide(request_id, tx=tx, info=info, operator=op.actor, reason=reason)
-        after = await compliance.request(request_id)
-        await operators.audit(
-            op.actor,
-            "compliance.decision",
-            "compliance_request",
-            request_id,
-            {k: before[k] for k in _COMPLIANCE_DECISION},
-            {k: after[k] for k in _COMPLIANCE_DECISION},
-        )
-        return OpsJSON(after)
+        return OpsJSON(await compliance.request(request_id))
 
     async def allow_list(request: Request, _op: Operator) -> Response:
         only_params(request, ("customer_id", "domain"))

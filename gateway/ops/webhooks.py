@@ -41,6 +41,7 @@ SIGNATURE_HEADER = "X-Gateway-Signature"
 EVENT_ID_HEADER = "X-Gateway-Event-Id"
 FAN_OUT_BATCH = 200
 MAX_PATTERNS = 32
+ONLY_DEAD = "only a dead-lettered delivery can be redelivered"
 
 # Every event type there is. Disbursement payments are not announced one by one: each
 # payment's outcome is its payout's (payout.succeeded / payout.failed, source "disbursement").
@@ -148,8 +149,8 @@ class SignedWebhooks:
 
 def _message_id(event_id: int) -> str:
     """An outbox id that sorts by event id. The outbox sends an endpoint's messages in order
-    of created_at (the time of the change), then id: so in the order of the changes, even
-    when fan-outs ran side by side, and those of one transaction in the order written."""
+    of created_at (the time of the change), then id: so in the order of the changes (fan-outs
+    take turns: events.claim), and those of one transaction in the order written."""
     return f"wh-{event_id:017d}-{secrets.token_hex(8)[:15]}"
 
 
@@ -211,11 +212,13 @@ class WebhookService:
             created_at=self._clock(),
             disabled_at=None,
         )
+        shown = endpoint.shown()
         async with self._uow() as uow:
             await uow.webhooks.add(endpoint)
+            await self._operators.record(
+                uow, actor, "webhook.create", "webhook", endpoint_id, None, shown
+            )
             await uow.commit()
-        shown = endpoint.shown()
-        await self._operators.audit(actor, "webhook.create", "webhook", endpoint_id, None, shown)
         return shown, secret
 
     async def listing(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -234,16 +237,17 @@ class WebhookService:
                 endpoint_id, WEBHOOK_KIND, "the endpoint was disabled"
             )
             after = await uow.webhooks.get(endpoint_id)
+            assert after is not None
+            await self._operators.record(
+                uow,
+                actor,
+                "webhook.disable",
+                "webhook",
+                endpoint_id,
+                before.shown(),
+                {**after.shown(), "undelivered": buried},
+            )
             await uow.commit()
-        assert after is not None
-        await self._operators.audit(
-            actor,
-            "webhook.disable",
-            "webhook",
-            endpoint_id,
-            before.shown(),
-            {**after.shown(), "undelivered": buried},
-        )
         return after.shown()
 
     async def deliveries(
@@ -274,28 +278,26 @@ class WebhookService:
             if found is None or found["kind"] != WEBHOOK_KIND:
                 raise NotFound("webhook delivery not found")
             if found["status"] != DEAD:
-                raise Conflict("only a dead-lettered delivery can be redelivered")
-            endpoint = await uow.webhooks.get(str(found["subject"]))
+                raise Conflict(ONLY_DEAD)
+            # Locked as disable locks it: it cannot be disabled meanwhile.
+            endpoint = await uow.webhooks.get(str(found["subject"]), lock=True)
             if endpoint is None or endpoint.disabled_at is not None:
                 raise Conflict("its webhook endpoint is disabled")
-            await uow.outbox.redeliver(delivery_id, self._clock())
+            if not await uow.outbox.redeliver(delivery_id, self._clock()):
+                raise Conflict(ONLY_DEAD)  # another request queued it again first
+            await self._operators.record(
+                uow,
+                actor,
+                "webhook.redeliver",
+                "webhook",
+                endpoint.id,
+                {"delivery": delivery_id, "status": DEAD},
+                {"delivery": delivery_id, "status": "pending"},
+            )
+            queued = await uow.outbox.get(delivery_id, with_body=True)
             await uow.commit()
-        await self._operators.audit(
-            actor,
-            "webhook.redeliver",
-            "webhook",
-            endpoint.id,
-            {"delivery": delivery_id, "status": DEAD},
-            {"delivery": delivery_id, "status": "pending"},
-        )
-        return await self.delivery(delivery_id)
-
-    async def delivery(self, delivery_id: str) -> dict[str, Any]:
-        async with self._uow(read_only=True) as uow:
-            found = await uow.outbox.get(delivery_id, with_body=True)
-        if found is None or found["kind"] != WEBHOOK_KIND:
-            raise NotFound("webhook delivery not found")
-        return _delivery(dict(found))
+        assert queued is not None
+        return _delivery(dict(queued))
 
     async def fan_out_once(self, batch: int = FAN_OUT_BATCH) -> int:
         """Events not fanned out yet become one message per active endpoint whose patterns

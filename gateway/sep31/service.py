@@ -26,8 +26,8 @@ from gateway.outbound.callbacks import check_callback_url
 from gateway.outbound.horizon import Payment
 from gateway.payouts import LIVE, PayoutInstruction, PayoutQueue, PayoutResult
 from gateway.personal_data import Vault
-from gateway.sep3_auth.payments import Matched as MatchedPayment
-from gateway.sep3_auth.payments import match_compliance_payments
+from gateway.sep3_auth import Matched as MatchedPayment
+from gateway.sep3_auth import match_compliance_payments
 from gateway.sep10 import AuthSession
 from gateway.sep12_customer import CALLBACK_KIND, CustomerService, Status, select_type
 from gateway.sep31.model import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 SOURCE = "sep3"
 OFF_CHAIN_RAIL = "bank_account"  # a customer without a Stellar account is paid off-chain
+# (rail, the customer's payout details) -> (destination, memo type, memo, rail, problem).
+DestinationOf = Callable[
+    [str | None, Mapping[str, str]],
+    tuple[str | None, str | None, str | None, str | None, str | None],
+]
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ async def match_compliance_payments(
     uow: UnitOfWork,
     customers: CustomerService,
     payments: list[Payment],
-    destination_of: Any,
+    destination_of: DestinationOf,
 ) -> tuple[dict[str, Matched], list[PayoutInstruction], dict[str, dict[str, tuple[str, int]]]]:
     """Per payment id the outcome, the payouts to queue, and the latest payouts of the
     requests (for the queue's check that none is live already)."""
@@ -86,7 +91,7 @@ def _match(
     p: Payment,
     taken: set[str],
     details: Mapping[str, Mapping[str, str]],
-    destination_of: Any,
+    destination_of: DestinationOf,
 ) -> tuple[Matched, PayoutInstruction | None]:
     rid = r["id"]
     if not _paid_to(p, r["destination"]):

@@ -190,11 +190,15 @@ class ComplianceSender:
                     "updated_at": now,
                 }
             )
-            if not added:  # the same key, sent at the same time: that one stands
+            if added:
+                await uow.commit()
+            else:  # the same key, sent at the same time: that one stands
                 earlier = await uow.outgoing.by_key(request_key or "")
-                assert earlier is not None
-                return await self._same_request(earlier, receiver, amount, asset_code, customer_id)
-            await uow.commit()
+        # Posted after the transaction: posting takes a unit of work of its own (and, on
+        # SQLite, the write lock this one held).
+        if not added:
+            assert earlier is not None
+            return await self._same_request(earlier, receiver, amount, asset_code, customer_id)
         return await self.post(request_id)
 
     async def _same_request(

@@ -27,8 +27,10 @@ from stellar_sdk.operation import Payment
 from gateway.errors import Conflict, InvalidField, NotFound, RateLimited, RemoteTomlError
 from gateway.federation import FederationService
 from gateway.outbound.stellar_toml import StellarTomls, normalize_domain, signing_key_of
+from gateway.payouts import DbPayoutQueue
 from gateway.personal_data import Vault
 from gateway.rate_limits import Buckets
+from gateway.sep3_auth.payments import SOURCE as PAYMENT_SOURCE
 from gateway.sep3_auth.request import AuthRequest, parse_form, parse_request
 from gateway.sep3_auth.sanctions import SanctionsScreen
 from gateway.settings import AssetSettings, Settings
@@ -271,15 +273,22 @@ class ComplianceService:
                 "created_at": now,
                 "updated_at": now,
             }
-            if not await uow.compliance.add(row):  # a re-post, or a concurrent one that won
+            if await uow.compliance.add(row):
+                await uow.commit()
+                log.info(
+                    "sep3 request %s from %s: tx %s, info %s",
+                    request_id,
+                    domain,
+                    tx_status,
+                    info_status,
+                )
+            else:  # a re-post, or a concurrent one that won
                 stored = await uow.compliance.by_nonce(domain, request.nonce)
                 assert stored is not None
                 self._check_replay(stored, digest)
-                return await self._render(stored)
-            await uow.commit()
-        log.info(
-            "sep3 request %s from %s: tx %s, info %s", request_id, domain, tx_status, info_status
-        )
+                row = stored
+        # Rendered after the transaction: dest_info reads the customer's data in a unit of
+        # work of its own.
         return await self._render(row)
 
     async def allow(self, customer_id: str, domain: str, operator: str) -> str:
@@ -359,7 +368,8 @@ class ComplianceService:
         operator: str,
         reason: str | None,
     ) -> dict[str, Any]:
-        """An operator's decision on a request (typically a pending one)."""
+        """An operator's decision on a request (typically a pending one); the request as
+        decided, without its data."""
         for name, value in (("tx", tx), ("info", info)):
             if value not in (None, OK, DENIED):
                 raise InvalidField(name, "must be ok or denied")
@@ -370,6 +380,11 @@ class ComplianceService:
             if tx == OK and row["customer_id"] is None:
                 # A payment authorized for no customer would be paid out to no one.
                 raise Conflict("the recipient is not a customer of this anchor; it cannot be ok")
+            if tx == DENIED and not await DbPayoutQueue().cancel(
+                uow, PAYMENT_SOURCE, request_id, "payout"
+            ):
+                # Its payment arrived and its payout is on its way or done: too late.
+                raise Conflict("its payment has been paid out already; it cannot be denied")
             final = (tx or row["tx_status"], info or row["info_status"])
             values: dict[str, Any] = {
                 "tx_status": final[0],
@@ -378,9 +393,19 @@ class ComplianceService:
                 "reason": (reason or None) and reason[:512],
                 "public_reason": PUBLIC_REASONS[DENIED] if DENIED in final else None,
             }
-            await uow.compliance.decide(request_id, values, self._clock())
+            now = self._clock()
+            await uow.compliance.decide(request_id, values, now)
+            await uow.audit.record(
+                now,
+                operator,
+                "compliance.decision",
+                "compliance_request",
+                request_id,
+                {k: row[k] for k in values},
+                values,
+            )
             await uow.commit()
-        return {**row, **values}
+        return _shown({**row, **values})
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,12 @@ import json
 import pytest
 from stellar_sdk import Keypair
 
-from gateway.disbursement.submitter import Submitter
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import fund_receivers, operator_key, pay_out, upload_disbursement
 
 pytestmark = pytest.mark.asyncio
 
 ISSUER = "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
 DISTRIBUTION = Keypair.random()
-HEADER = "receiver_reference,amount,asset_code,destination,memo,external_payment_id\n"
 
 
 @pytest.fixture
@@ -27,13 +25,8 @@ def gateway_env() -> dict[str, str]:
     }
 
 
-async def key(gw: Gateway, name: str, role: str) -> dict[str, str]:
-    _, made = await gw.app.state.services.operators.create(name, role, created_by="test")
-    return {"Authorization": f"Bearer {made}"}
-
-
 async def test_keys_are_checked_on_every_operator_route(gateway):
-    viewer = await key(gateway, "vic", "viewer")
+    viewer = await operator_key(gateway, "vic", "viewer")
     me = await gateway.client.get("/ops/me", headers=viewer)
     assert me.json()["actor"] == "operator:vic" and me.json()["role"] == "viewer"
     for headers in ({}, {"Authorization": "Bearer gwop_nope"}, {"Authorization": "Basic x"}):
@@ -48,7 +41,7 @@ async def test_keys_are_checked_on_every_operator_route(gateway):
 
 
 async def test_owners_make_and_revoke_keys_and_read_the_audit_log(gateway):
-    owner = await key(gateway, "olga", "owner")
+    owner = await operator_key(gateway, "olga", "owner")
     made = await gateway.client.post(
         "/ops/operators",
         json={"name": "ivy", "role": "initiator", "expires_in_days": 30},
@@ -75,21 +68,10 @@ async def test_owners_make_and_revoke_keys_and_read_the_audit_log(gateway):
 
 async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(gateway):
     gw = gateway
-    gw.ledger.create_account(ISSUER)
-    gw.ledger.create_account(DISTRIBUTION.public_key, 100)
-    gw.ledger.issue(ISSUER, DISTRIBUTION.public_key, "GWUSD", 1000)
-    receivers = [Keypair.random().public_key for _ in range(3)]
-    for r in receivers:
-        gw.ledger.create_account(r, 10)
-        gw.ledger.add_trustline(r, "GWUSD", ISSUER)
-    ivy, bea = await key(gw, "ivy", "initiator"), await key(gw, "bea", "approver")
-    csv = HEADER + "".join(f"r{i},2.50,GWUSD,{r},,inv-{i}\n" for i, r in enumerate(receivers))
-    upload = await gw.client.post(
-        "/ops/disbursements",
-        data={"name": "November"},
-        files={"file": ("pay.csv", csv.encode(), "text/csv")},
-        headers=ivy,
-    )
+    receivers = fund_receivers(gw.ledger, ISSUER, DISTRIBUTION, 3)
+    ivy, bea = await operator_key(gw, "ivy", "initiator"), await operator_key(gw, "bea", "approver")
+    rows = "".join(f"r{i},2.50,GWUSD,{r},,inv-{i}\n" for i, r in enumerate(receivers))
+    upload = await upload_disbursement(gw, "November", rows, ivy)
     assert upload.status_code == 201, upload.text
     did = upload.json()["id"]
     assert (await gw.client.post(f"/ops/disbursements/{did}/ready", headers=ivy)).status_code == 200
@@ -101,17 +83,7 @@ async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(
     assert json.loads(approved.json()["approvers"]) == ["operator:bea"]
     started = await gw.client.post(f"/ops/disbursements/{did}/start", headers=bea)
     assert started.json()["status"] == "started"
-    services = gw.app.state.services
-    submitter = Submitter(
-        gw.settings,
-        uow=gw.app.state.deps.uow,
-        horizon=gw.app.state.deps.horizon,
-        distribution=DISTRIBUTION,
-        results=services.payout_results,
-    )
-    await submitter.ensure_lane()
-    while await submitter.step():
-        pass
+    await pay_out(gw, DISTRIBUTION)
     shown = (await gw.client.get(f"/ops/disbursements/{did}", headers=ivy)).json()
     assert shown["status"] == "completed" and "original" not in shown
     assert {p["status"] for p in shown["payment_rows"]} == {"success"}
@@ -120,7 +92,7 @@ async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(
     assert {p["destination"] for p in paid} == set(receivers)  # the operators' own file
     status = (await gw.client.get("/ops/accounts", headers=ivy)).json()
     assert status["assets"]["GWUSD"]["balance"] == "992.50"
-    owner = await key(gw, "olga", "owner")
+    owner = await operator_key(gw, "olga", "owner")
     audit = (await gw.client.get(f"/ops/audit?subject_id={did}", headers=owner)).json()["entries"]
     assert [(e["action"], e["actor"]) for e in reversed(audit)] == [
         ("disbursement.upload", "operator:ivy"),
@@ -133,7 +105,12 @@ async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(
     # A direct payout above the threshold (0) waits for an approver.
     direct = await gw.client.post(
         "/ops/payouts",
-        json={"asset_code": "GWUSD", "amount": "1", "destination": receivers[0]},
+        json={
+            "asset_code": "GWUSD",
+            "amount": "1",
+            "destination": receivers[0],
+            "external_payment_id": "bonus-1",
+        },
         headers=ivy,
     )
     assert direct.status_code == 201 and direct.json()["status"] == "ready"
@@ -144,13 +121,13 @@ async def test_a_disbursement_goes_from_upload_to_paid_through_the_operator_api(
     ["status=nope", "kind=x", "limit=0", "limit=501", "offset=-1", "limit=1e3", "colour=red"],
 )
 async def test_bad_list_filters_are_refused(gateway, query):
-    viewer = await key(gateway, "vic", "viewer")
+    viewer = await operator_key(gateway, "vic", "viewer")
     refused = await gateway.client.get(f"/ops/disbursements?{query}", headers=viewer)
     assert refused.status_code == 400 and refused.json()["error"]
 
 
 async def test_an_audit_page_past_the_largest_entry_id_is_refused(gateway):
-    owner = await key(gateway, "olga", "owner")
+    owner = await operator_key(gateway, "olga", "owner")
     last = await gateway.client.get(f"/ops/audit?before_id={2**31 - 1}", headers=owner)
     assert last.status_code == 200
     # audit_log.id is a 32-bit integer: PostgreSQL cannot even be asked about a larger one.

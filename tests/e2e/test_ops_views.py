@@ -13,6 +13,7 @@ import pytest
 from stellar_sdk import Asset
 
 from gateway.db.tables import audit_log, compliance_requests, customer_type_status, transfers
+from tests.e2e.conftest import operator_key
 from tests.fakes.sep3 import compliance_row
 from tests.fakes.sep12 import error_of, log_everything, record_text, rows, running_gateway
 from tests.fakes.sep31 import (
@@ -52,10 +53,7 @@ async def people(partner) -> tuple[str, str]:
 
 
 async def as_role(gateway, role: str, name: str | None = None) -> dict[str, str]:
-    _, key = await gateway.app.state.services.operators.create(
-        name or role, role, created_by="test"
-    )
-    return {"Authorization": f"Bearer {key}"}
+    return await operator_key(gateway, name or role, role)
 
 
 async def ok(response, status: int = 200) -> Any:

@@ -797,6 +797,24 @@ async def test_sending_again_with_the_same_key_asks_nothing_new(gateway, bob, se
     assert len(await rows(gateway, payouts, source="sep3_out")) == 1
 
 
+async def test_sends_with_one_key_at_the_same_time_ask_once(gateway, bob, sending_side):
+    import asyncio
+
+    from gateway.db.tables import compliance_outgoing, payouts
+
+    sender, _clock = sending_side
+    partner = await partner_for(gateway)
+    ann = await partner.kyc.put_id({"memo": "7", "first_name": "Ann", "last_name": "Lee"})
+    source = Keypair.random().public_key
+    both = asyncio.gather(
+        *(ask_and_pay(sender, ann, source_account=source, request_key="pay-1") for _ in range(2))
+    )
+    first, second = await asyncio.wait_for(both, timeout=30)
+    assert first["id"] == second["id"] and first["status"] == second["status"] == "ok"
+    assert len(await rows(gateway, compliance_outgoing)) == 1
+    assert len(await rows(gateway, payouts, source="sep3_out")) == 1
+
+
 async def test_no_mangled_request_gets_a_server_error(gateway, bob):
     import random
 

@@ -15,9 +15,14 @@ import pytest
 import respx
 from stellar_sdk import Keypair
 
-from gateway.disbursement.submitter import Submitter
 from gateway.outbound.callbacks import HttpxCallbackEndpoints
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import (
+    Gateway,
+    fund_receivers,
+    operator_key,
+    pay_out,
+    upload_disbursement,
+)
 from tests.fakes.sep12 import ManualClock, running_gateway
 
 pytestmark = pytest.mark.asyncio
@@ -25,7 +30,6 @@ pytestmark = pytest.mark.asyncio
 ISSUER = "GAQWU7COY4XC2PX4DTHOT23A27PFGUS6EWMOUTPAURYV4BT2JVCM3FGC"
 DISTRIBUTION = Keypair.random()
 HOOK = "https://erp.example.com/gateway-events"
-HEADER = "receiver_reference,amount,asset_code,destination,memo,external_payment_id\n"
 
 
 class Receiver:
@@ -77,11 +81,6 @@ async def gw(make_settings, sqlite_engine, clock, receiver) -> AsyncIterator[Gat
             yield g
 
 
-async def key(gw: Gateway, name: str, role: str) -> dict[str, str]:
-    _, made = await gw.app.state.services.operators.create(name, role, created_by="test")
-    return {"Authorization": f"Bearer {made}"}
-
-
 async def deliver(gw: Gateway) -> None:
     services = gw.app.state.services
     while await services.webhooks.fan_out_once():
@@ -91,8 +90,8 @@ async def deliver(gw: Gateway) -> None:
 
 
 async def test_a_registered_endpoint_gets_signed_disbursement_events_once_each(gw, receiver, clock):
-    owner = await key(gw, "olga", "owner")
-    ivy, bea = await key(gw, "ivy", "initiator"), await key(gw, "bea", "approver")
+    owner = await operator_key(gw, "olga", "owner")
+    ivy, bea = await operator_key(gw, "ivy", "initiator"), await operator_key(gw, "bea", "approver")
     made = await gw.client.post(
         "/ops/webhooks", json={"url": HOOK, "events": ["disbursement.*"]}, headers=owner
     )
@@ -102,20 +101,9 @@ async def test_a_registered_endpoint_gets_signed_disbursement_events_once_each(g
     listed = (await gw.client.get("/ops/webhooks", headers=owner)).json()["webhooks"]
     assert [w["url"] for w in listed] == [HOOK] and receiver.secret not in json.dumps(listed)
 
-    gw.ledger.create_account(ISSUER)
-    gw.ledger.create_account(DISTRIBUTION.public_key, 100)
-    gw.ledger.issue(ISSUER, DISTRIBUTION.public_key, "GWUSD", 1000)
-    receivers = [Keypair.random().public_key for _ in range(2)]
-    for r in receivers:
-        gw.ledger.create_account(r, 10)
-        gw.ledger.add_trustline(r, "GWUSD", ISSUER)
-    csv = HEADER + "".join(f"r{i},2.50,GWUSD,{r},,inv-{i}\n" for i, r in enumerate(receivers))
-    upload = await gw.client.post(
-        "/ops/disbursements",
-        data={"name": "November"},
-        files={"file": ("pay.csv", csv.encode(), "text/csv")},
-        headers=ivy,
-    )
+    receivers = fund_receivers(gw.ledger, ISSUER, DISTRIBUTION, 2)
+    rows = "".join(f"r{i},2.50,GWUSD,{r},,inv-{i}\n" for i, r in enumerate(receivers))
+    upload = await upload_disbursement(gw, "November", rows, ivy)
     did = upload.json()["id"]
     assert (await gw.client.post(f"/ops/disbursements/{did}/ready", headers=ivy)).is_success
     assert (await gw.client.post(f"/ops/disbursements/{did}/approve", headers=bea)).is_success
@@ -127,17 +115,7 @@ async def test_a_registered_endpoint_gets_signed_disbursement_events_once_each(g
     await deliver(gw)
     clock.advance(5)  # the first retry is due 5 s later
     await deliver(gw)
-    services = gw.app.state.services
-    submitter = Submitter(
-        gw.settings,
-        uow=gw.app.state.deps.uow,
-        horizon=gw.app.state.deps.horizon,
-        distribution=DISTRIBUTION,
-        results=services.payout_results,
-    )
-    await submitter.ensure_lane()
-    while await submitter.step():
-        pass
+    await pay_out(gw, DISTRIBUTION)
     await deliver(gw)
 
     assert [e["type"] for e in receiver.events] == [
@@ -169,7 +147,7 @@ async def test_a_registered_endpoint_gets_signed_disbursement_events_once_each(g
 
 
 async def test_an_owner_disables_an_endpoint_and_redelivers_a_dead_letter(gw, receiver, clock):
-    owner = await key(gw, "olga", "owner")
+    owner = await operator_key(gw, "olga", "owner")
     made = (
         await gw.client.post(
             "/ops/webhooks", json={"url": HOOK, "events": "payout.*,disbursement.*"}, headers=owner
@@ -177,14 +155,9 @@ async def test_an_owner_disables_an_endpoint_and_redelivers_a_dead_letter(gw, re
     ).json()
     receiver.secret = made["secret"]
     receiver.answers = [500] * 6
-    ivy = await key(gw, "ivy", "initiator")
-    csv = HEADER + f"r1,1,GWUSD,{Keypair.random().public_key},,inv-1\n"
-    upload = await gw.client.post(
-        "/ops/disbursements",
-        data={"name": "December"},
-        files={"file": ("pay.csv", csv.encode(), "text/csv")},
-        headers=ivy,
-    )
+    ivy = await operator_key(gw, "ivy", "initiator")
+    rows = f"r1,1,GWUSD,{Keypair.random().public_key},,inv-1\n"
+    upload = await upload_disbursement(gw, "December", rows, ivy)
     await gw.client.post(f"/ops/disbursements/{upload.json()['id']}/ready", headers=ivy)
     for wait in (0, 5, 15, 60, 300, 900):
         clock.advance(wait)
@@ -239,7 +212,7 @@ async def test_an_owner_disables_an_endpoint_and_redelivers_a_dead_letter(gw, re
     ],
 )
 async def test_bad_registrations_are_refused_and_change_nothing(gw, body, error):
-    owner = await key(gw, "olga", "owner")
+    owner = await operator_key(gw, "olga", "owner")
     refused = await gw.client.post("/ops/webhooks", json=body, headers=owner)
     assert refused.status_code == 400 and refused.json()["error"].startswith(error)
     assert (await gw.client.get("/ops/webhooks", headers=owner)).json()["webhooks"] == []
@@ -249,13 +222,13 @@ async def test_bad_registrations_are_refused_and_change_nothing(gw, body, error)
     "query", ["status=failed", "colour=red", "limit=0", "endpoint_id=" + "x" * 65]
 )
 async def test_bad_delivery_filters_are_refused(gw, query):
-    owner = await key(gw, "olga", "owner")
+    owner = await operator_key(gw, "olga", "owner")
     refused = await gw.client.get(f"/ops/webhooks/deliveries?{query}", headers=owner)
     assert refused.status_code == 400 and refused.json()["error"]
 
 
 async def test_only_owners_manage_webhooks(gw):
-    bea = await key(gw, "bea", "approver")
+    bea = await operator_key(gw, "bea", "approver")
     for method, path in [
         ("POST", "/ops/webhooks"),
         ("GET", "/ops/webhooks"),

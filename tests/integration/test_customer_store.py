@@ -178,7 +178,7 @@ async def test_compliance_requests_are_kept_once_per_domain_and_nonce(uow):
         assert await u.compliance.add({**row, "id": "r3", "sender_domain": "other.test"})
         await u.commit()
     async with uow() as u:
-        stored = await u.compliance.by_nonce("bank.test", "n-1", lock=True)
+        stored = await u.compliance.by_nonce("bank.test", "n-1")
         assert (stored["id"], stored["need_info"], stored["amount"]) == ("r1", True, 200_000_000)
         await u.compliance.decide("r1", {"tx_status": "ok", "decided_by": "operator:ana"}, NOW)
         await u.commit()
@@ -384,6 +384,13 @@ async def test_outbox_messages_are_leased_retried_dead_lettered_and_redelivered(
         await u.commit()
     async with uow(read_only=True) as u:
         assert await u.outbox.depth() == {"sent": 1, "pending": 1}
+
+
+def test_rotation_knows_the_context_of_every_kind_of_sealed_value():
+    from gateway.db.sealed_repository import SEALED
+    from gateway.sep12_customer.rotation import CONTEXTS
+
+    assert set(CONTEXTS) == set(SEALED)
 
 
 async def test_sealed_values_are_counted_and_replaced_only_under_their_old_key(uow):

@@ -10,7 +10,12 @@ import pytest
 from stellar_sdk import Keypair
 
 from gateway.__main__ import main
-from gateway.db.tables import disbursement_events, disbursement_payments, disbursements
+from gateway.db.tables import (
+    audit_log,
+    disbursement_events,
+    disbursement_payments,
+    disbursements,
+)
 from gateway.db.uow import UnitOfWorkFactory
 from gateway.disbursement.service import DisbursementService, RowsRefused
 from tests.conftest import REPO, TEST_JWT_SECRET, TEST_KYC_KEY, TEST_SIGNING_SECRET
@@ -113,6 +118,12 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert await asyncio.to_thread(main, act) == 0
     assert capsys.readouterr().out == f"disbursement {did}: draft (1 of 1 approvals)\n"
     assert await asyncio.to_thread(main, act) == 1  # the same approver twice
+    async with engine.connect() as conn:  # operators' commands are audited as the API is
+        audited = [(r.action, r.actor) for r in await conn.execute(audit_log.select())]
+    assert sorted(audited) == [
+        ("disbursement.approve", "operator:bea"),
+        ("disbursement.upload", "operator:ana"),
+    ]
     assert "operator:bea has approved this disbursement already" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["disbursements", "show", did, *config]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -131,6 +142,7 @@ async def test_the_upload_command(database_url, monkeypatch, capsys, tmp_path, e
     assert await asyncio.to_thread(run, tmp_path / "missing.csv") == 2
     assert await count(engine, disbursement_payments) == 1
     send = ["payouts", "send", "--asset", "GWUSD", "--amount", "5", "--to", G, "--memo", "9"]
+    send += ["--external-id", "bonus-1"]
     assert await asyncio.to_thread(main, [*send, "--operator", "ivy", *config]) == 0
     out = capsys.readouterr().out
     assert out.endswith(": ready (awaiting 1 approval(s))\n") and out.startswith("direct payout")

@@ -103,3 +103,12 @@ async def test_the_audit_log_is_append_only_in_the_database(service, engine):
                 await conn.execute(statement)
     (entry,) = await service.audit_log()
     assert (entry["actor"], entry["subject_id"]) == ("operator:ana", "c-1")
+
+
+async def test_binary_values_are_never_written_to_the_audit_log(service):
+    sealed = b"\x01sealed SEP-9 value"
+    await service.audit(
+        "operator:ana", "customer.read", "customer", "c-1", None, {"file": sealed, "n": 1}
+    )
+    (entry,) = await service.audit_log()
+    assert entry["after"] == '{"file": null, "n": 1}'

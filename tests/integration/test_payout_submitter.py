@@ -25,7 +25,7 @@ from gateway.disbursement.submitter import (
     channel_keypair,
     op_codes,
 )
-from gateway.errors import Conflict
+from gateway.errors import Conflict, InvalidField
 from gateway.outbound.horizon import HttpxHorizon
 from gateway.payouts import PayoutInstruction
 from gateway.sandbox.horizon import FakeHorizonTransport, FakeLedger, FaultInjector
@@ -575,7 +575,11 @@ async def test_direct_payouts_start_at_once_up_to_the_threshold_and_else_wait_fo
             0,
         )
         big = await w.service.direct(
-            asset_code="GWUSD", amount="100.01", destination=big_to, requested_by="operator:ivy"
+            asset_code="GWUSD",
+            amount="100.01",
+            destination=big_to,
+            external_payment_id="inv-2",
+            requested_by="operator:ivy",
         )
         assert (big["status"], big["approvals_needed"]) == ("ready", 1)
         submitter = w.submitter()
@@ -603,9 +607,18 @@ async def test_direct_payouts_start_at_once_up_to_the_threshold_and_else_wait_fo
         ]
         with pytest.raises(RowsRefused) as bad:
             await w.service.direct(
-                asset_code="NOPE", amount="-1", destination="x", requested_by="operator:ivy"
+                asset_code="NOPE",
+                amount="-1",
+                destination="x",
+                external_payment_id="inv-3",
+                requested_by="operator:ivy",
             )
         assert len(bad.value.extra["problems"]) == 2
+        # Without an external id a request sent again would pay again: refused.
+        with pytest.raises(InvalidField, match="external_payment_id: is required"):
+            await w.service.direct(
+                asset_code="GWUSD", amount="1", destination=small_to, requested_by="operator:ivy"
+            )
     finally:
         await w.client.aclose()
 
@@ -662,3 +675,26 @@ async def test_a_stale_view_of_a_transaction_never_loses_an_envelope_signed_sinc
         assert w.received(receiver) == Decimal("1.25")  # once
     finally:
         await w.client.aclose()
+
+
+async def test_a_failure_reported_again_after_a_retry_leaves_the_retried_payment_alone(world):
+    from gateway.disbursement.submitter import _result
+
+    no_trust = world.receiver(trust=False)
+    did = await world.disbursement([no_trust])
+    submitter = world.submitter()
+    await submitter.ensure_lane()
+    await run_until_idle(submitter)
+    (first,) = await world.rows(payouts)
+    world.ledger.add_trustline(no_trust, "GWUSD", ISSUER)
+    await world.service.act(did, "retry", "operator:cai")
+    await world.service.act(did, "approve", "operator:bea")
+    # The first attempt's failure is reported again (a reporter that crashed before it
+    # recorded the report): the payment, paid by its second attempt now, stays pending.
+    await world.service.payouts_settled([_result(first)])
+    (payment,) = (await world.service.show(did))["payment_rows"]
+    assert payment["status"] == "pending"
+    await run_until_idle(submitter)
+    shown = await world.service.show(did)
+    assert (shown["status"], shown["payment_rows"][0]["status"]) == ("completed", "success")
+    assert world.received(no_trust) == Decimal("1.25")

@@ -17,6 +17,7 @@ from stellar_sdk import Asset, Keypair
 from stellar_sdk.memo import HashMemo, TextMemo
 
 from gateway.db.tables import (
+    compliance_requests,
     incoming_payments,
     payouts,
     transfer_events,
@@ -1179,3 +1180,31 @@ async def test_an_authorized_payment_goes_to_payout_once(gw, partner, sender):
     matched = next(r for r in seen if r["outcome"] == "matched")
     with pytest.raises(Conflict):
         await t.refund_payment(matched["id"], "operator:ana", "no")
+
+
+async def test_denying_a_paid_request_cancels_its_queued_payout_and_refuses_once_it_is_sent(
+    gw, partner, sender
+):
+    from sqlalchemy import update
+
+    queued = await authorized(gw, partner, '{"nonce":"q"}')
+    sent = await authorized(gw, partner, '{"nonce":"s"}')
+    paid(sender, hash_memo('{"nonce":"q"}'), "20")
+    paid(sender, hash_memo('{"nonce":"s"}'), "20")
+    await drain(services(gw).watcher)
+    async with gw.app.state.deps.uow() as uow:  # a submitter took this one
+        await uow.connection.execute(
+            update(payouts).where(payouts.c.source_id == sent).values(status="submitted")
+        )
+        await uow.commit()
+    compliance = services(gw).compliance
+    denied = await compliance.decide(
+        queued, tx="denied", info=None, operator="operator:ana", reason="sanctions hit"
+    )
+    assert denied["tx_status"] == "denied"
+    [canceled] = await rows(gw, payouts, source_id=queued)
+    assert canceled["status"] == "canceled"
+    with pytest.raises(Conflict, match="paid out already; it cannot be denied"):
+        await compliance.decide(sent, tx="denied", info=None, operator="operator:ana", reason="x")
+    [still] = await rows(gw, compliance_requests, id=sent)
+    assert still["tx_status"] == "ok"

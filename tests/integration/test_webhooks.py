@@ -375,6 +375,46 @@ async def test_concurrent_fan_outs_give_each_event_to_an_endpoint_once(webhooks,
     assert ids == sorted(ids)  # the endpoint's messages leave in event order
 
 
+async def test_a_fan_out_waits_for_the_one_running_before_it_takes_later_events(webhooks, uow):
+    await webhooks.register(HOOK, ["payout.*"], actor="cli")
+    await add_events(uow, *["payout.succeeded"] * 4)
+    async with uow() as u:
+        first = await u.events.claim(2)
+        second = asyncio.create_task(webhooks.fan_out_once())
+        await asyncio.sleep(0.2)
+        # Taking events 3 and 4 now could send them before 1 and 2 are in the outbox.
+        assert not second.done()
+        await u.events.mark_fanned([e.id for e in first])
+        await u.commit()
+    assert await second == 2
+
+
+async def test_a_dead_letter_redelivered_twice_at_once_is_queued_and_audited_once(
+    webhooks, uow, clock, delivery
+):
+    shown, secret = await webhooks.register(HOOK, ["payout.failed"], actor="cli")
+    receiver, dispatcher = await delivery(secret)
+    receiver.answers = [500] * 6
+    await add_events(uow, "payout.failed")
+    await webhooks.fan_out_once()
+    for wait in (0, *RETRIES):
+        clock.advance(wait)
+        await dispatcher.deliver_once()
+    [dead] = await webhooks.deliveries(status="dead")
+    async with uow() as u:
+        # Held as a disable holds it, while both requests find the delivery dead.
+        await u.webhooks.get(shown["id"], lock=True)
+        both = asyncio.gather(
+            *(webhooks.redeliver(dead["id"], actor="operator:olga") for _ in range(2)),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.2)
+        await u.commit()
+    outcomes = await both
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "dict"]
+    assert len(await OperatorService(uow).audit_log(action="webhook.redeliver")) == 1
+
+
 async def test_disabling_an_endpoint_dead_letters_what_it_was_not_sent(webhooks, uow, engine):
     shown, _ = await webhooks.register(HOOK, ["payout.*"], actor="cli")
     await add_events(uow, "payout.succeeded", "payout.failed")
