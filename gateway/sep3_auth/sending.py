@@ -40,7 +40,16 @@ log = logging.getLogger("gateway.sep3.send")
 SOURCE = "sep3_out"
 RETRY_SECONDS = 60  # when the AUTH_SERVER could not be reached
 REQUEST_LIFETIME = timedelta(days=1)  # the payment's time bounds: re-posts stop after this
-SENDER_FIELDS = ("first_name", "last_name", "address", "city", "country", "date_of_birth")
+# What names our sender in a request: SEP-3's sender_info keys, from the customer's SEP-9
+# fields (a receiver screens the name and the country).
+SENDER_FIELDS = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "address": "address",
+    "city": "city",
+    "country": "address_country_code",
+    "date_of_birth": "birth_date",
+}
 STATUS_OF = {200: "ok", 202: "pending", 403: "denied"}
 
 
@@ -116,7 +125,7 @@ class ComplianceSender:
         auth_server = check_url(auth_server, "the receiver's AUTH_SERVER", insecure)
         destination = resolved.account_id
         customer = await self._customers.personal_data(customer_id)
-        sender_info = {k: customer[k] for k in SENDER_FIELDS if k in customer}
+        sender_info = {k: customer[sep9] for k, sep9 in SENDER_FIELDS.items() if sep9 in customer}
         if not sender_info:
             raise NotFound("customer not found, or without the data to name the sender")
         memo_route = resolved.memo

@@ -59,7 +59,9 @@ SENDER_INFO = {"first_name": "John", "last_name": "Doe", "country": "US"}
 def sanctions(tmp_path) -> Path:
     path = tmp_path / "sanctions.json"
     path.write_text(
-        json.dumps({"names": ["Ivan Badguy", "María Núñez"], "addresses": [], "countries": ["KP"]})
+        json.dumps(
+            {"names": ["Ivan Badguy", "María Núñez"], "addresses": [], "countries": ["KP", "PRK"]}
+        )
     )
     return path
 
@@ -523,6 +525,11 @@ async def test_a_round_trip_between_two_institutions(gateway, bob, sending_side)
     denied = await send(ivan, Decimal("20"))
     assert denied["status"] == "denied"
     assert denied["reason"] == "the payment was not accepted by compliance review"
+    # The sender's country goes too (SEP-9 address_country_code as SEP-3's country).
+    cho = await partner.kyc.put_id(
+        {"memo": "9", "first_name": "Cho", "last_name": "Park", "address_country_code": "PRK"}
+    )
+    assert (await send(cho, Decimal("20")))["status"] == "denied"
     no_info = await send(ann, Decimal("21"), need_info=True)
     assert no_info["status"] == "denied"
 
